@@ -1,0 +1,142 @@
+"""Render, lint and test every template; build the guide.
+
+    nox                          # everything CI runs
+    nox -s render                # regenerate projects/ from templates/
+    nox -s lint                  # ruff on the repository and on every rendered project
+    nox -s templates             # tests/: render answer combinations and test each
+    nox -s "project(kind='image-classification', device='cpu')"
+    nox -s docs                  # the guide, built with --strict
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+sys.path.insert(0, str(ROOT))
+
+from tests.gallery import COMBINATIONS, project_kinds, render  # noqa: E402
+
+nox.options.default_venv_backend = "uv"
+nox.options.sessions = ["lint", "templates", "project", "docs"]
+nox.options.reuse_venv = "yes"
+
+PYTHON = "3.11"
+DEV = nox.project.dependency_groups(nox.project.load_toml("pyproject.toml"), "dev")
+# The CPU build of PyTorch: an unpinned torch pulls a multi-GB CUDA build. Override with
+# TORCH_SPEC (and uv's UV_INDEX / UV_FIND_LINKS) to test another build.
+TORCH_CPU = os.environ.get("TORCH_SPEC", "torch==2.13.0")
+KINDS = project_kinds()
+
+
+def _uv_environment() -> dict[str, str]:
+    """pip's find-links and extra indexes, for uv, which does not read pip's config."""
+    env: dict[str, str] = {}
+    links = os.environ.get("PIP_FIND_LINKS") or _pip_config("global.find-links")
+    extra = os.environ.get("PIP_EXTRA_INDEX_URL") or _pip_config("global.extra-index-url")
+    if links:
+        env["UV_FIND_LINKS"] = " ".join(links.split())
+    if extra:
+        env["UV_EXTRA_INDEX_URL"] = " ".join(extra.split())
+        env["UV_INDEX_STRATEGY"] = "unsafe-best-match"
+    return env
+
+
+def _pip_config(key: str) -> str:
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "pip", "config", "get", key], capture_output=True, text=True
+        )
+    except OSError:
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+UV_ENV = _uv_environment()
+
+
+def _install(session: nox.Session, *args: str) -> None:
+    session.install(*args, env=UV_ENV)
+
+
+def _project_requirements(project: Path) -> list[str]:
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    return [*metadata["dependencies"], *metadata["optional-dependencies"]["test"]]
+
+
+@nox.session(python=PYTHON)
+def render(session: nox.Session) -> None:
+    """Regenerate projects/ from templates/ with default answers."""
+    _install(session, *DEV)
+    session.run("python", "tests/gallery.py", "--write")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """ruff on the repository's code and on every rendered answer combination."""
+    _install(session, *DEV)
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    for kind in KINDS:
+        session.run("ruff", "check", "--no-cache", f"projects/{kind}")
+        session.run("ruff", "format", "--no-cache", "--check", f"projects/{kind}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in KINDS:
+            for name, answers in COMBINATIONS.items():
+                project = render(kind, Path(tmp) / kind / name, answers)
+                session.run("ruff", "check", "--no-cache", str(project), silent=True)
+                session.run("ruff", "format", "--no-cache", "--check", str(project), silent=True)
+                session.log(f"{kind}/{name}: ruff clean")
+
+
+@nox.session(python=PYTHON)
+def templates(session: nox.Session) -> None:
+    """tests/: render the answer combinations and check each, running their own tests."""
+    _install(session, *DEV)
+    with tempfile.TemporaryDirectory() as tmp:
+        # One environment holds every combination's dependencies (the Triton one is the
+        # superset); each rendered project's tests then run from its own src/.
+        everything = {"inference_backend": "triton", "tracing": True, "api_key_auth": True}
+        requirements = set()
+        for kind in KINDS:
+            requirements.update(_project_requirements(render(kind, Path(tmp) / kind, everything)))
+    _install(session, TORCH_CPU, *sorted(requirements))
+    session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1"})
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("device", ["cpu", "gpu"])
+@nox.parametrize("kind", KINDS)
+def project(session: nox.Session, kind: str, device: str) -> None:
+    """Install projects/<kind> in a fresh venv and run its own tests on CPU or CUDA."""
+    if device == "gpu" and not _cuda_present():
+        session.skip("no NVIDIA GPU here (nvidia-smi finds none): the GPU run is skipped")
+    path = ROOT / "projects" / kind
+    torch_spec = TORCH_CPU if device == "cpu" else os.environ.get("TORCH_SPEC", "torch")
+    _install(session, torch_spec, "-e", f"{path}[test]")
+    session.chdir(path)
+    test_device = "cuda" if device == "gpu" else "cpu"
+    session.run("python", "-m", "pytest", *session.posargs, env={"TEST_DEVICE": test_device})
+
+
+def _cuda_present() -> bool:
+    if shutil.which("nvidia-smi") is None:
+        return False
+    result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
+    return result.returncode == 0 and "GPU" in result.stdout
+
+
+@nox.session(python=PYTHON)
+def docs(session: nox.Session) -> None:
+    """Build the guide with --strict: a warning fails the build."""
+    _install(session, "-r", "docs/requirements.txt")
+    site = session.create_tmp()
+    session.run("mkdocs", "build", "--strict", "-f", "mkdocs.yml", "-d", f"{site}/site")

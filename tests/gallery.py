@@ -1,0 +1,109 @@
+"""Rendering the templates: the committed gallery in projects/ and answer combinations.
+
+    python tests/gallery.py --write     # regenerate projects/ (what `nox -s render` runs)
+    python tests/gallery.py --check     # fail when projects/ differs from a fresh render
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+
+import yaml
+from copier import run_copy
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECTS = ROOT / "projects"
+
+# Each value of every question appears at least once, and each pair of switches that
+# change code together (tracing x auth, device x backend) appears in both states.
+COMBINATIONS: dict[str, dict[str, object]] = {
+    "defaults": {},
+    "gpu-auth-no-tracing": {"default_device": "gpu", "api_key_auth": True, "tracing": False},
+    "triton-auth-tracing": {"inference_backend": "triton", "api_key_auth": True, "tracing": True},
+    "triton-gpu-plain": {
+        "inference_backend": "triton",
+        "default_device": "gpu",
+        "tracing": False,
+        "python_version": "3.12",
+    },
+}
+
+
+def project_kinds() -> list[str]:
+    """The kinds copier.yml offers, in its order."""
+    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
+    return list(questions["project_kind"]["choices"].values())
+
+
+@contextmanager
+def template_source() -> Iterator[Path]:
+    """The template as a plain folder (no VCS), so renders do not depend on git state."""
+    with tempfile.TemporaryDirectory(prefix="template-") as tmp:
+        src = Path(tmp) / "src"
+        src.mkdir()
+        shutil.copy2(ROOT / "copier.yml", src / "copier.yml")
+        shutil.copytree(ROOT / "templates", src / "templates", ignore=shutil.ignore_patterns("__pycache__"))
+        yield src
+
+
+def render(kind: str, dst: Path, answers: Mapping[str, object] | None = None, *, gallery: bool = False) -> Path:
+    with template_source() as src:
+        data = {"project_kind": kind, **(answers or {})}
+        if gallery:
+            data["gallery"] = True
+        run_copy(str(src), dst, data=data, defaults=True, unsafe=True, quiet=True, overwrite=True)
+    return dst
+
+
+def write_gallery() -> None:
+    for kind in project_kinds():
+        target = PROJECTS / kind
+        if target.exists():
+            shutil.rmtree(target)
+        render(kind, target, gallery=True)
+        print(f"rendered projects/{kind}")
+
+
+def gallery_differences(kind: str) -> list[str]:
+    """Paths that differ between projects/<kind> and a fresh render; empty when equal."""
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = render(kind, Path(tmp) / kind, gallery=True)
+        return _compare(fresh, PROJECTS / kind)
+
+
+def _compare(left: Path, right: Path, prefix: str = "") -> list[str]:
+    ignored = {"__pycache__", ".pytest_cache", ".ruff_cache", "models", ".venv"}
+    cmp = filecmp.dircmp(left, right, ignore=list(ignored))
+    differences = [f"{prefix}{name} (only in fresh render)" for name in cmp.left_only]
+    differences += [f"{prefix}{name} (only in projects/)" for name in cmp.right_only]
+    _, mismatch, errors = filecmp.cmpfiles(left, right, cmp.common_files, shallow=False)
+    differences += [f"{prefix}{name} (content differs)" for name in mismatch + errors]
+    for name in cmp.common_dirs:
+        differences += _compare(left / name, right / name, f"{prefix}{name}/")
+    return differences
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--write", action="store_true")
+    action.add_argument("--check", action="store_true")
+    args = parser.parse_args()
+    if args.write:
+        write_gallery()
+        return 0
+    stale = {kind: diff for kind in project_kinds() if (diff := gallery_differences(kind))}
+    for kind, diff in stale.items():
+        print(f"projects/{kind} differs from a fresh render: {', '.join(diff)}")
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Every answer combination renders a clean, working project."""
+
+from __future__ import annotations
+
+import compileall
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+from copier import run_copy
+
+from tests.gallery import COMBINATIONS, template_source
+
+COMBOS = sorted(COMBINATIONS)
+JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+# Set by `nox -s templates`, which installs the projects' dependencies: there, a rendered
+# project's own test suite must run, never skip.
+REQUIRE_PROJECT_TESTS = os.environ.get("REQUIRE_PROJECT_TESTS") == "1"
+
+
+def files_of(project: Path) -> list[Path]:
+    return [p for p in project.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_no_template_syntax_is_left_in_names_or_text(rendered: dict[str, Path], combo: str) -> None:
+    for path in files_of(rendered[combo]):
+        relative = path.relative_to(rendered[combo])
+        assert not JINJA_LEFTOVER.search(str(relative)), relative
+        assert not path.name.endswith(".jinja"), relative
+        text = path.read_text(encoding="utf-8")
+        leftovers = [line for line in text.splitlines() if JINJA_LEFTOVER.search(line)]
+        assert not leftovers, f"{relative}: {leftovers[:3]}"
+        assert text.endswith("\n") and not text.endswith("\n\n\n"), f"{relative}: bad file ending"
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_python_compiles_and_ruff_is_clean(rendered: dict[str, Path], combo: str) -> None:
+    project = rendered[combo]
+    assert compileall.compile_dir(project, quiet=1, force=True)
+    for args in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = subprocess.run([sys.executable, "-m", "ruff", *args], cwd=project, capture_output=True, text=True)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_files_follow_the_answers(rendered: dict[str, Path], combo: str) -> None:
+    answers = {"tracing": True, "api_key_auth": False, "inference_backend": "torch", "default_device": "cpu"}
+    answers.update(COMBINATIONS[combo])
+    project = rendered[combo]
+    package = project / "src" / "image_classification"
+    triton = answers["inference_backend"] == "triton"
+    assert (package / "auth.py").exists() == answers["api_key_auth"]
+    assert (package / "triton_backend.py").exists() == triton
+    assert (package / "export.py").exists() == triton
+    assert (project / "model_repository" / "classifier" / "config.pbtxt").exists() == triton
+    assert (project / "tests" / "test_tracing.py").exists() == answers["tracing"]
+    code = "\n".join(p.read_text() for p in package.glob("*.py"))
+    assert ("opentelemetry" in code) == answers["tracing"]
+    assert ("tritonclient" in code) == triton
+    settings = (package / "settings.py").read_text()
+    device = "cuda" if answers["default_device"] == "gpu" else "cpu"
+    assert f'device: Literal["auto", "cpu", "cuda"] = "{device}"' in settings
+    recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+    for key, value in COMBINATIONS[combo].items():
+        assert recorded[key] == value
+    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+    assert any(dep.startswith("opentelemetry-sdk") for dep in metadata["dependencies"]) == answers["tracing"]
+    assert metadata["requires-python"] == f">={answers.get('python_version', '3.11')}"
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        ({"project_name": "Bad Name"}, "project_name must be lowercase"),
+        ({"project_name": "-dash-first"}, "project_name must be lowercase"),
+        ({"package_name": "1st_service"}, "package_name must be a lowercase Python identifier"),
+        ({"package_name": "my-service"}, "package_name must be a lowercase Python identifier"),
+        ({"package_name": "torch"}, "would shadow a module"),
+        ({"author_email": "not-an-email"}, "author_email must look like"),
+        ({"description": "   "}, "description must not be empty"),
+    ],
+)
+def test_bad_answers_are_rejected_with_a_clear_message(
+    tmp_path: Path, answers: dict[str, str], message: str
+) -> None:
+    with template_source() as src, pytest.raises(ValueError, match=message):
+        run_copy(str(src), tmp_path / "out", data={"project_kind": "image-classification", **answers},
+                 defaults=True, unsafe=True, quiet=True)
+
+
+def test_names_flow_from_the_answers(tmp_path: Path) -> None:
+    from tests.gallery import render
+
+    project = render("image-classification", tmp_path / "p", {"project_name": "shop-vision", "tracing": False})
+    assert (project / "src" / "shop_vision" / "app.py").is_file()
+    assert 'name = "shop-vision"' in (project / "pyproject.toml").read_text()
+    assert "from shop_vision.settings import Settings" in (project / "src" / "shop_vision" / "app.py").read_text()
+
+
+@pytest.mark.parametrize("combo", COMBOS)
+def test_the_rendered_project_passes_its_own_tests(rendered: dict[str, Path], combo: str) -> None:
+    missing = [m for m in ("torch", "fastapi", "PIL", "sklearn") if importlib.util.find_spec(m) is None]
+    if COMBINATIONS[combo].get("inference_backend") == "triton" and importlib.util.find_spec("pytriton") is None:
+        missing.append("pytriton")
+    if missing:
+        if REQUIRE_PROJECT_TESTS:
+            pytest.fail(f"the project's dependencies are missing: {missing}")
+        pytest.skip(f"run through `nox -s templates`, which installs {missing}")
+    project = rendered[combo]
+    env = {**os.environ, "PYTHONPATH": str(project / "src"), "TEST_DEVICE": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"],
+        cwd=project, env=env, capture_output=True, text=True, timeout=1200,
+    )
+    tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+    assert result.returncode == 0, tail
+    assert re.search(r"\d+ passed", result.stdout), tail
