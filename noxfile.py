@@ -1,11 +1,11 @@
 """Render, lint and test every template; build the guide.
 
-    nox                          # everything CI runs
-    nox -s render                # regenerate projects/ from templates/
-    nox -s lint                  # ruff on the repository and on every rendered project
-    nox -s templates             # tests/: render answer combinations and test each
-    nox -s "project(kind='image-classification', device='cpu')"
-    nox -s docs                  # the guide, built with --strict
+nox                          # everything CI runs
+nox -s render                # regenerate projects/ from templates/
+nox -s lint                  # ruff on the repository and on every rendered project
+nox -s templates             # tests/: render answer combinations and test each
+nox -s "project(kind='image-classification', device='cpu')"
+nox -s docs                  # the guide, built with --strict
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
-import tomllib
 from pathlib import Path
 
 import nox
@@ -23,7 +21,7 @@ import nox
 ROOT = Path(__file__).parent
 sys.path.insert(0, str(ROOT))
 
-from tests.gallery import COMBINATIONS, project_kinds, render  # noqa: E402
+from tests import gallery  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
 nox.options.sessions = ["lint", "templates", "project", "docs"]
@@ -34,7 +32,7 @@ DEV = nox.project.dependency_groups(nox.project.load_toml("pyproject.toml"), "de
 # The CPU build of PyTorch: an unpinned torch pulls a multi-GB CUDA build. Override with
 # TORCH_SPEC (and uv's UV_INDEX / UV_FIND_LINKS) to test another build.
 TORCH_CPU = os.environ.get("TORCH_SPEC", "torch==2.13.0")
-KINDS = project_kinds()
+KINDS = gallery.project_kinds()
 
 
 def _uv_environment() -> dict[str, str]:
@@ -67,11 +65,6 @@ def _install(session: nox.Session, *args: str) -> None:
     session.install(*args, env=UV_ENV)
 
 
-def _project_requirements(project: Path) -> list[str]:
-    metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-    return [*metadata["dependencies"], *metadata["optional-dependencies"]["test"]]
-
-
 @nox.session(python=PYTHON)
 def render(session: nox.Session) -> None:
     """Regenerate projects/ from templates/ with default answers."""
@@ -81,34 +74,32 @@ def render(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """ruff on the repository's code and on every rendered answer combination."""
+    """ruff on the repository, on projects/ and on every rendered answer combination."""
     _install(session, *DEV)
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     for kind in KINDS:
         session.run("ruff", "check", "--no-cache", f"projects/{kind}")
         session.run("ruff", "format", "--no-cache", "--check", f"projects/{kind}")
-    with tempfile.TemporaryDirectory() as tmp:
-        for kind in KINDS:
-            for name, answers in COMBINATIONS.items():
-                project = render(kind, Path(tmp) / kind / name, answers)
-                session.run("ruff", "check", "--no-cache", str(project), silent=True)
-                session.run("ruff", "format", "--no-cache", "--check", str(project), silent=True)
-                session.log(f"{kind}/{name}: ruff clean")
+    renders = session.create_tmp() + "/combinations"
+    shutil.rmtree(renders, ignore_errors=True)
+    session.run("python", "tests/gallery.py", "--combinations", renders, silent=True)
+    for project in sorted(Path(renders).glob("*/*")):
+        # Each rendered project lints with its own pyproject.toml settings.
+        with session.chdir(project):
+            session.run("ruff", "check", "--no-cache", ".", silent=True)
+            session.run("ruff", "format", "--no-cache", "--check", ".", silent=True)
+        session.log(f"{project.parent.name}/{project.name}: ruff clean")
 
 
 @nox.session(python=PYTHON)
 def templates(session: nox.Session) -> None:
     """tests/: render the answer combinations and check each, running their own tests."""
     _install(session, *DEV)
-    with tempfile.TemporaryDirectory() as tmp:
-        # One environment holds every combination's dependencies (the Triton one is the
-        # superset); each rendered project's tests then run from its own src/.
-        everything = {"inference_backend": "triton", "tracing": True, "api_key_auth": True}
-        requirements = set()
-        for kind in KINDS:
-            requirements.update(_project_requirements(render(kind, Path(tmp) / kind, everything)))
-    _install(session, TORCH_CPU, *sorted(requirements))
+    # One environment holds every combination's dependencies; each rendered project's
+    # tests then run from its own src/.
+    needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
+    _install(session, TORCH_CPU, *str(needed).split())
     session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1"})
 
 

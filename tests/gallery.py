@@ -1,22 +1,21 @@
 """Rendering the templates: the committed gallery in projects/ and answer combinations.
 
-    python tests/gallery.py --write     # regenerate projects/ (what `nox -s render` runs)
-    python tests/gallery.py --check     # fail when projects/ differs from a fresh render
+python tests/gallery.py --write     # regenerate projects/ (what `nox -s render` runs)
+python tests/gallery.py --check     # fail when projects/ differs from a fresh render
 """
 
 from __future__ import annotations
 
 import argparse
 import filecmp
+import re
 import shutil
 import sys
 import tempfile
+import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-
-import yaml
-from copier import run_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = ROOT / "projects"
@@ -37,9 +36,12 @@ COMBINATIONS: dict[str, dict[str, object]] = {
 
 
 def project_kinds() -> list[str]:
-    """The kinds copier.yml offers, in its order."""
-    questions = yaml.safe_load((ROOT / "copier.yml").read_text())
-    return list(questions["project_kind"]["choices"].values())
+    """The kinds copier.yml offers, in its order: the values of project_kind's choices."""
+    text = (ROOT / "copier.yml").read_text()
+    block = re.search(r"^project_kind:\n((?:[ \t]+.*\n|\n)+)", text, re.M)
+    assert block, "copier.yml has no project_kind question"
+    choices = block.group(1).split("choices:", 1)[1].split("default:", 1)[0]
+    return re.findall(r'^\s+"[^"]+":\s*([a-z][a-z0-9-]*)\s*$', choices, re.M)
 
 
 @contextmanager
@@ -49,11 +51,17 @@ def template_source() -> Iterator[Path]:
         src = Path(tmp) / "src"
         src.mkdir()
         shutil.copy2(ROOT / "copier.yml", src / "copier.yml")
-        shutil.copytree(ROOT / "templates", src / "templates", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "templates", src / "templates", ignore=shutil.ignore_patterns("__pycache__")
+        )
         yield src
 
 
-def render(kind: str, dst: Path, answers: Mapping[str, object] | None = None, *, gallery: bool = False) -> Path:
+def render(
+    kind: str, dst: Path, answers: Mapping[str, object] | None = None, *, gallery: bool = False
+) -> Path:
+    from copier import run_copy
+
     with template_source() as src:
         data = {"project_kind": kind, **(answers or {})}
         if gallery:
@@ -90,14 +98,43 @@ def _compare(left: Path, right: Path, prefix: str = "") -> list[str]:
     return differences
 
 
+def render_combinations(root: Path) -> list[Path]:
+    return [
+        render(kind, root / kind / name, answers)
+        for kind in project_kinds()
+        for name, answers in COMBINATIONS.items()
+    ]
+
+
+def requirements() -> list[str]:
+    """The union of every combination's runtime and test dependencies."""
+    found: set[str] = set()
+    with tempfile.TemporaryDirectory() as tmp:
+        for project in render_combinations(Path(tmp)):
+            metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+            found.update(metadata["dependencies"], metadata["optional-dependencies"]["test"])
+    return sorted(found)
+
+
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--write", action="store_true")
     action.add_argument("--check", action="store_true")
+    action.add_argument("--combinations", type=Path, metavar="DIR")
+    action.add_argument("--requirements", action="store_true")
     args = parser.parse_args()
     if args.write:
         write_gallery()
+        return 0
+    if args.combinations:
+        for project in render_combinations(args.combinations):
+            print(project)
+        return 0
+    if args.requirements:
+        print("\n".join(requirements()))
         return 0
     stale = {kind: diff for kind in project_kinds() if (diff := gallery_differences(kind))}
     for kind, diff in stale.items():

@@ -56,7 +56,7 @@ _MkdocsLoader.add_multi_constructor("!", _ignore_python_tag)
 
 
 def load_mkdocs_config(path: Path = MKDOCS_YML) -> dict:
-    return yaml.load(path.read_text(encoding="utf-8"), Loader=_MkdocsLoader)  # noqa: S506
+    return yaml.load(path.read_text(encoding="utf-8"), Loader=_MkdocsLoader)
 
 
 def nav_pages(nav: object) -> list[str]:
@@ -155,9 +155,12 @@ def broken_links(page: Path, text: str, docs_dir: Path = DOCS_DIR) -> list[str]:
             if not resolved.is_file():
                 problems.append(f"{target} does not exist")
                 continue
-        if anchor and resolved.suffix == ".md":
-            if anchor not in heading_ids(resolved.read_text(encoding="utf-8")):
-                problems.append(f"{target} names a heading that does not exist")
+        if (
+            anchor
+            and resolved.suffix == ".md"
+            and anchor not in heading_ids(resolved.read_text(encoding="utf-8"))
+        ):
+            problems.append(f"{target} names a heading that does not exist")
     return problems
 
 
@@ -206,9 +209,7 @@ def test_every_relative_link_resolves() -> None:
     assert not problems, "\n".join(problems)
 
 
-@pytest.mark.parametrize(
-    "page", doc_files(), ids=lambda p: p.relative_to(DOCS_DIR).as_posix()
-)
+@pytest.mark.parametrize("page", doc_files(), ids=lambda p: p.relative_to(DOCS_DIR).as_posix())
 def test_every_cited_repository_path_exists(page: Path) -> None:
     missing = missing_repo_paths(page.read_text(encoding="utf-8"))
     assert not missing, f"{page.relative_to(REPO_ROOT)} cites paths that do not exist: {missing}"

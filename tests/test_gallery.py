@@ -27,7 +27,10 @@ def test_a_hand_edit_in_projects_is_detected(tmp_path: Path) -> None:
     readme = edited / "README.md"
     readme.write_text(readme.read_text() + "\nedited by hand\n")
     (edited / "stray.txt").write_text("x")
-    assert _compare(fresh, edited) == ["stray.txt (only in projects/)", "README.md (content differs)"]
+    assert _compare(fresh, edited) == [
+        "stray.txt (only in projects/)",
+        "README.md (content differs)",
+    ]
 
 
 def test_the_gallery_answers_file_is_reproducible() -> None:

@@ -1,0 +1,3 @@
+from image_classification.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""Image decoding and preprocessing, hardened against hostile input.
+
+Every way an upload can be wrong ends in an InvalidInput (422) with its own code: no
+bytes, not an image, a truncated file, or a decompression bomb (a small file that
+decodes to an enormous pixel count). Decoding checks the pixel count from the header
+before any pixels are decoded.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from image_classification.errors import InvalidInput
+
+# The service enforces its own pixel limit (APP_MAX_IMAGE_PIXELS) from the header, with
+# a clear error; Pillow's process-wide default would pre-empt it with a generic one.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How the checkpoint expects its input: size, colour channels and normalisation."""
+
+    input_size: tuple[int, int]  # (height, width)
+    channels: int  # 1 (grayscale) or 3 (RGB)
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ValueError("mean and std need one value per channel")
+        if min(self.input_size) < 1 or min(self.std) <= 0:
+            raise ValueError("input_size must be positive and std above zero")
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (self.channels, *self.input_size)
+
+
+def decode_image(data: bytes, *, max_pixels: int, name: str = "image") -> Image.Image:
+    """Decodes `data` fully, or raises InvalidInput saying what is wrong with it."""
+    if not data:
+        raise InvalidInput(f"{name} is empty (0 bytes)", code="empty_image")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width * height > max_pixels:
+                raise InvalidInput(
+                    f"{name} is {width}x{height} = {width * height} pixels, "
+                    f"over the {max_pixels} pixel limit",
+                    code="image_too_large",
+                )
+            image.load()
+    except InvalidInput:
+        raise
+    except UnidentifiedImageError:
+        raise InvalidInput(
+            f"{name} is not an image in a supported format", code="invalid_image"
+        ) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise InvalidInput(
+            f"{name} decodes to too many pixels: {exc}", code="image_too_large"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        # Pillow reports a cut-off file as OSError("image file is truncated ...").
+        code = "truncated_image" if "truncated" in str(exc).lower() else "invalid_image"
+        raise InvalidInput(f"{name} could not be decoded: {exc}", code=code) from None
+    return ImageOps.exif_transpose(image)
+
+
+def to_array(image: Image.Image, spec: Preprocessing) -> np.ndarray:
+    """Resizes and normalises a decoded image into a float32 (C, H, W) array."""
+    image = image.convert("L" if spec.channels == 1 else "RGB")
+    height, width = spec.input_size
+    if image.size != (width, height):
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    array = np.asarray(image, dtype=np.float32) / 255.0
+    if array.ndim == 2:
+        array = array[:, :, None]
+    mean = np.asarray(spec.mean, dtype=np.float32)
+    std = np.asarray(spec.std, dtype=np.float32)
+    return np.ascontiguousarray(((array - mean) / std).transpose(2, 0, 1))
+
+
+def preprocess(
+    data: bytes, spec: Preprocessing, *, max_pixels: int, name: str = "image"
+) -> np.ndarray:
+    return to_array(decode_image(data, max_pixels=max_pixels, name=name), spec)

@@ -1,0 +1,116 @@
+"""The model runtime: loads the classifier, warms it up, batches."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from opentelemetry import trace
+
+from image_classification.batching import BatchFn, MicroBatcher
+from image_classification.errors import NotReady
+from image_classification.model import ImageClassifier, ModelMetadata
+from image_classification.observability import Metrics
+from image_classification.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+Prediction = list[tuple[str, float]]
+
+
+class ClassifierRuntime:
+    """Owns the model and its micro-batcher for the life of the app."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, tracer: trace.Tracer) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.tracer = tracer
+        self.metadata: ModelMetadata | None = None
+        self.device = "unloaded"
+        self._batcher: MicroBatcher[np.ndarray, np.ndarray] | None = None
+        self._ready = False
+        self._failure: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure
+
+    @property
+    def backend(self) -> str:
+        return "torch"
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        try:
+            infer, concurrent_batches = await self._load()
+            await self._warm_up(infer)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._failure = f"{type(exc).__name__}: {exc}"
+            raise
+        self._batcher = MicroBatcher(
+            infer,
+            max_batch_size=self.settings.max_batch_size,
+            max_wait_s=self.settings.max_wait_ms / 1000,
+            max_queue_size=self.settings.max_queue_size,
+            metrics=self.metrics,
+            retry_after_s=self.settings.retry_after_s,
+            max_concurrent_batches=concurrent_batches,
+            tracer=self.tracer,
+        )
+        await self._batcher.start()
+        elapsed = time.perf_counter() - started
+        self.metrics.model_load_seconds.set(elapsed)
+        self.metrics.model_ready.set(1)
+        self._ready = True
+        logger.info("model ready", extra={"load_seconds": round(elapsed, 3), "device": self.device})
+
+    async def _load(self) -> tuple[BatchFn[np.ndarray, np.ndarray], int]:
+        classifier = await asyncio.to_thread(ImageClassifier.load, self.settings)
+        self.metadata = classifier.metadata
+        self.device = str(classifier.device)
+        return classifier.predict, 1
+
+    async def _warm_up(self, infer: BatchFn[np.ndarray, np.ndarray]) -> None:
+        """Runs the smallest and largest batch once each, so first requests pay no set-up cost."""
+        assert self.metadata is not None
+        shape = self.metadata.preprocessing.shape
+        for _ in range(self.settings.warmup_iterations):
+            for size in sorted({1, self.settings.max_batch_size}):
+                batch = [np.zeros(shape, dtype=np.float32)] * size
+                if asyncio.iscoroutinefunction(infer):
+                    await infer(batch)
+                else:
+                    await asyncio.to_thread(infer, batch)
+
+    async def stop(self) -> None:
+        self._ready = False
+        self.metrics.model_ready.set(0)
+        if self._batcher is not None:
+            await self._batcher.stop()
+
+    def loaded_metadata(self) -> ModelMetadata:
+        """The model's metadata, or NotReady (503) while it is still loading."""
+        if not self._ready or self.metadata is None:
+            raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
+        return self.metadata
+
+    async def classify(self, images: Sequence[np.ndarray], top_k: int) -> list[Prediction]:
+        labels = self.loaded_metadata().labels
+        assert self._batcher is not None
+        probabilities = await self._batcher.submit(images, self.settings.request_timeout_s)
+        k = min(top_k, len(labels))
+        predictions = []
+        for row in probabilities:
+            best = np.argsort(row)[::-1][:k]
+            predictions.append([(labels[i], float(row[i])) for i in best])
+            self.metrics.predictions.labels(labels[best[0]]).inc()
+        return predictions

@@ -1,0 +1,63 @@
+"""Service settings, read from `APP_*` environment variables or a `.env` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the service; override one with `APP_<NAME>`, e.g. `APP_PORT=9000`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="APP_", env_file=".env", extra="ignore", protected_namespaces=()
+    )
+
+    service_name: str = "image-classification"
+    host: str = "0.0.0.0"  # noqa: S104 - a container must listen on every interface
+    port: int = Field(default=8000, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    # One intra-op thread per inference worker: on small CPUs under concurrent load more
+    # threads fight each other and throughput drops. Raise it for large single requests.
+    torch_threads: int = Field(default=1, ge=1)
+
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    request_timeout_s: float = Field(default=10.0, gt=0)
+
+    # Dynamic micro-batching: requests merge into one forward pass of up to
+    # max_batch_size items, waiting at most max_wait_ms for the batch to fill.
+    max_batch_size: int = Field(default=32, ge=1)
+    max_wait_ms: float = Field(default=2.0, ge=0)
+    # Items (not requests) waiting for the model; beyond it requests get 503.
+    max_queue_size: int = Field(default=256, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
+    warmup_iterations: int = Field(default=2, ge=0)
+
+    # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
+    # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.
+    tracing_enabled: bool = False
+
+    # The checkpoint: TorchScript (.pt) or safetensors weights plus an architecture.
+    model_path: Path = Path("models/demo/model.pt")
+    labels_path: Path | None = None  # default: labels.txt beside the checkpoint
+    model_sha256: str | None = None  # refuse to serve a checkpoint with another digest
+    model_architecture: str | None = None  # for safetensors, see architectures.py
+    model_name: str | None = None  # default: recorded in the checkpoint, else its file name
+    model_version: str | None = None  # default: recorded, else the digest's first 12 digits
+
+    # Used only when the checkpoint records no preprocessing (a plain TorchScript export).
+    input_size: tuple[int, int] = (224, 224)
+    input_channels: Literal[1, 3] = 3
+    input_mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    input_std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    default_top_k: int = Field(default=5, ge=1)
+    max_images_per_request: int = Field(default=16, ge=1)
+    # Checked from the image header before decoding, against decompression bombs.
+    max_image_pixels: int = Field(default=25_000_000, ge=1)

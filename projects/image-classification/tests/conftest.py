@@ -1,0 +1,82 @@
+"""Fixtures: the demo model, trained once per run, and the real service around it.
+
+Set TEST_DEVICE=cuda to run the same suite on a GPU; without one it is skipped.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import torch
+
+from image_classification.app import create_app
+from image_classification.settings import Settings
+from image_classification.training import TrainingReport, train_demo_model
+from tests.live_server import serve
+
+DEVICE = os.environ.get("TEST_DEVICE", "cpu")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if DEVICE == "cuda" and not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="TEST_DEVICE=cuda but no CUDA GPU is visible to torch")
+        for item in items:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def device() -> str:
+    return DEVICE
+
+
+@pytest.fixture(scope="session")
+def demo_model(tmp_path_factory: pytest.TempPathFactory) -> TrainingReport:
+    return train_demo_model(tmp_path_factory.mktemp("demo-model"))
+
+
+@pytest.fixture(scope="session")
+def model_dir(demo_model: TrainingReport) -> Path:
+    return demo_model.output_dir
+
+
+@pytest.fixture(scope="session")
+def make_settings(model_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "model_path": model_dir / "model.pt",
+            "device": DEVICE,
+            "warmup_iterations": 1,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """One service with default settings, shared by a test module."""
+    with serve(create_app(make_settings())) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def auth_headers() -> dict[str, str]:
+    """Headers every /v1 call needs: none, auth is off."""
+    return {}
+
+
+@pytest.fixture
+def client(base_url: str, auth_headers: dict[str, str]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30, headers=auth_headers) as http:
+        yield http
+
+
+@pytest.fixture(scope="session")
+def samples(model_dir: Path) -> dict[str, bytes]:
+    """One held-out PNG per digit, keyed by its true label."""
+    return {str(d): (model_dir / "samples" / f"digit-{d}.png").read_bytes() for d in range(10)}
