@@ -99,7 +99,7 @@ def templates(session: nox.Session) -> None:
     # One environment holds every combination's dependencies; each rendered project's
     # tests then run from its own src/.
     needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
-    _install(session, TORCH_CPU, *str(needed).split())
+    _install(session, TORCH_CPU, *str(needed).splitlines())
     session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1"})
 
 

@@ -18,7 +18,7 @@ from copier import run_copy
 from tests.gallery import COMBINATIONS, template_source
 
 COMBOS = sorted(COMBINATIONS)
-JINJA_LEFTOVER = re.compile(r"\{\{|\}\}|\{%|%\}|\{#|#\}")
+JINJA_LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|#\}")  # "}}" alone is JSON, not Jinja
 # Set by `nox -s templates`, which installs the projects' dependencies: there, a rendered
 # project's own test suite must run, never skip.
 REQUIRE_PROJECT_TESTS = os.environ.get("REQUIRE_PROJECT_TESTS") == "1"
