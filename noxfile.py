@@ -131,3 +131,12 @@ def docs(session: nox.Session) -> None:
     _install(session, "-r", "docs/requirements.txt")
     site = session.create_tmp()
     session.run("mkdocs", "build", "--strict", "-f", "mkdocs.yml", "-d", f"{site}/site")
+
+
+@nox.session(python=PYTHON)
+def bench(session: nox.Session) -> None:
+    """`nox -s bench -- <kind> [--device cpu|gpu]`: a service against its limit and peers."""
+    _install(session, *DEV)
+    needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
+    _install(session, TORCH_CPU, "-r", "benchmarks/requirements.txt", *str(needed).splitlines())
+    session.run("python", "-m", "benchmarks", *session.posargs)

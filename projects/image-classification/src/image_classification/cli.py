@@ -8,6 +8,7 @@ import mimetypes
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
@@ -82,6 +83,7 @@ def _demo(port: int, *, once: bool) -> int:
         "model_path": DEMO_DIR / "model.pt",
         "port": port,
         "log_json": False,
+        "device": "auto",  # the demo runs on a GPU where there is one, else on CPU
     }
     settings = Settings(**overrides)  # type: ignore[arg-type]
     config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
@@ -113,6 +115,10 @@ def _wait_ready(url: str, timeout_s: float) -> None:
             with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - local URL
                 if response.status == 200:
                     return
+        except urllib.error.HTTPError as exc:
+            error = json.loads(exc.read() or b"{}").get("error", {})
+            if error.get("code") == "model_load_failed":
+                sys.exit(f"the model failed to load: {error.get('message')}")
         except OSError:
             pass
         time.sleep(0.2)
