@@ -186,7 +186,20 @@ def check(kind: str) -> None:
     env, headers = [], {}
     if "api_key_auth: true" in answers:
         env, headers = ["--env", "APP_API_KEYS=check-key"], {"X-API-Key": "check-key"}
-    run(engine, "run", "--detach", "--name", name, "--publish", f"127.0.0.1:{port}:8000", *env, tag)
+    # Without systemd podman cannot time the HEALTHCHECK; it is run by hand below instead.
+    timer = ["--health-interval", "disable"] if engine == "podman" else []
+    run(
+        engine,
+        "run",
+        "--detach",
+        "--name",
+        name,
+        "--publish",
+        f"127.0.0.1:{port}:8000",
+        *timer,
+        *env,
+        tag,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/readyz", timeout_s=180)
@@ -208,6 +221,8 @@ def check(kind: str) -> None:
     finally:
         subprocess.run([engine, "logs", name], check=False)
         subprocess.run([engine, "rm", "--force", name], check=False, capture_output=True)
+        # Earlier builds of the tag are left untagged; keep the layer cache, drop those.
+        subprocess.run([engine, "image", "prune", "--force"], check=False, capture_output=True)
 
 
 def main() -> int:
