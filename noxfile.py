@@ -5,6 +5,8 @@ nox -s render                # regenerate projects/ from templates/
 nox -s lint                  # ruff on the repository and on every rendered project
 nox -s templates             # tests/: render answer combinations and test each
 nox -s "project(kind='image-classification', device='cpu')"
+nox -s deploy                # every combination's Dockerfiles, chart, dashboards and alerts
+nox -s container -- image-classification   # build the CPU image, run it, classify through it
 nox -s docs                  # the guide, built with --strict
 """
 
@@ -24,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from tests import gallery  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "templates", "project", "docs"]
+nox.options.sessions = ["lint", "templates", "project", "deploy", "container", "docs"]
 nox.options.reuse_venv = "yes"
 
 PYTHON = "3.11"
@@ -123,6 +125,76 @@ def _cuda_present() -> bool:
         return False
     result = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True)
     return result.returncode == 0 and "GPU" in result.stdout
+
+
+# The rendered projects' tests of their deploy assets; with REQUIRE_DEPLOY_TOOLS=1 a
+# missing tool fails them instead of skipping them.
+DEPLOY_TESTS = [
+    "tests/test_dockerfile.py",
+    "tests/test_helm_chart.py",
+    "tests/test_observability.py",
+    "tests/test_compose.py",
+    "tests/test_ci_workflow.py",
+]
+CHECKOV = os.environ.get("CHECKOV_SPEC", "checkov==3.3.30")
+
+
+@nox.session(python=PYTHON)
+def deploy(session: nox.Session) -> None:
+    """Every combination's deploy assets, CPU and GPU answers: hadolint, helm lint, strict
+    Kubernetes schemas, CRD fields, checkov, promtool, PromQL against the service's
+    /metrics, and a live Prometheus scraping the running service."""
+    for tool in ("promtool", "prometheus"):
+        if shutil.which(tool) is None:
+            session.error(f"{tool} is missing: apt-get install prometheus (.ci/run does)")
+    _install(session, *DEV)
+    needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
+    tools = _optional_dependencies(ROOT / "projects" / KINDS[0] / "pyproject.toml", "deploy")
+    _install(session, TORCH_CPU, *str(needed).splitlines(), *tools)
+    checkov = _checkov(session)
+    renders = Path(session.create_tmp()) / "deploy-combinations"
+    shutil.rmtree(renders, ignore_errors=True)
+    session.run("python", "tests/gallery.py", "--combinations", str(renders), silent=True)
+    for project in sorted(renders.glob("*/*")):
+        session.log(f"{project.parent.name}/{project.name}")
+        with session.chdir(project):
+            session.run(
+                "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *DEPLOY_TESTS,
+                *session.posargs,
+                env={
+                    "PYTHONPATH": "src",
+                    "REQUIRE_DEPLOY_TOOLS": "1",
+                    "CHECKOV": checkov,
+                    "TEST_DEVICE": "cpu",
+                },
+            )  # fmt: skip
+
+
+def _optional_dependencies(pyproject: Path, extra: str) -> list[str]:
+    import tomllib
+
+    return tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"][extra]
+
+
+def _checkov(session: nox.Session) -> str:
+    """checkov in its own environment: it pins many packages the projects also use."""
+    venv = ROOT / ".nox" / "checkov"
+    binary = venv / "bin" / "checkov"
+    if not binary.exists():
+        session.run("uv", "venv", "--quiet", "--python", PYTHON, str(venv), external=True)
+        session.run(
+            "uv", "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), CHECKOV,
+            env=UV_ENV, external=True,
+        )  # fmt: skip
+    return str(binary)
+
+
+@nox.session(python=PYTHON)
+def container(session: nox.Session) -> None:
+    """`nox -s container -- <kind>`: build the CPU image, run it, wait for /readyz and
+    classify an image through the published port (Docker, else podman + debootstrap)."""
+    _install(session, *DEV)
+    session.run("python", "tests/container.py", *(session.posargs or KINDS))
 
 
 @nox.session(python=PYTHON)

@@ -19,7 +19,7 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from image_classification.settings import Settings
 
@@ -34,6 +34,9 @@ class Metrics:
     def __init__(self, max_batch_size: int, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         reg = self.registry
+        # CPU seconds, resident memory and start time of this process (Linux): the
+        # dashboard's saturation panel and the restart alert read them.
+        ProcessCollector(registry=reg)
         self.requests = Counter(
             "http_requests_total",
             "HTTP requests by route, method and status code.",
