@@ -137,6 +137,6 @@ def docs(session: nox.Session) -> None:
 def bench(session: nox.Session) -> None:
     """`nox -s bench -- <kind> [--device cpu|gpu]`: a service against its limit and peers."""
     _install(session, *DEV)
-    needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
+    needed = session.run_install("python", "tests/gallery.py", "--requirements", silent=True)
     _install(session, TORCH_CPU, "-r", "benchmarks/requirements.txt", *str(needed).splitlines())
     session.run("python", "-m", "benchmarks", *session.posargs)
