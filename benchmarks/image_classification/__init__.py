@@ -244,7 +244,28 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             },
         ),
     ]
+    # Not in the default run: the service with settings a user may choose, to measure
+    # what they buy in the same interleaved run (--contenders ours,ours-threads2,...).
+    variants = {
+        "ours-threads2": {"APP_TORCH_THREADS": "2"},
+        "ours-batch8": {"APP_MAX_BATCH_SIZE": "8"},
+        "ours-threads2-batch8": {"APP_TORCH_THREADS": "2", "APP_MAX_BATCH_SIZE": "8"},
+    }
     wanted = options.get("contenders")
+    for name, overrides in variants.items():
+        if wanted and name in wanted:
+            port = free_port()
+            contenders.append(
+                Contender(
+                    name=name,
+                    description=f"the generated service, torch backend, with {overrides}",
+                    servers=[service(name, "default", port, overrides)],
+                    base_url=f"http://127.0.0.1:{port}",
+                    requests=json_requests,
+                    top_label=_service_label,
+                    settings={**service_settings, **overrides},
+                )
+            )
     if wanted:
         contenders = [c for c in contenders if c.name in wanted]
 
