@@ -31,7 +31,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument("--concurrency", type=_levels, default=[1, 4, 16, 32, 64])
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=2.0, help="seconds not counted per cell")
+    parser.add_argument("--warmup", type=float, default=1.5, help="seconds not counted per cell")
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
     parser.add_argument("--threads", type=int, default=1, help="torch threads, every contender")
     parser.add_argument("--contenders", help="comma-separated subset (default: all)")

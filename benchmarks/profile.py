@@ -22,11 +22,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx
-
-from benchmarks import processes
-from benchmarks.loadgen import closed_loop
-
 RESULTS = Path(__file__).parent / "results"
 # Leaf frames where a thread waits rather than works.
 WAITING = re.compile(
@@ -94,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for its servers")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
+    import httpx
+
+    from benchmarks import processes
+    from benchmarks.loadgen import closed_loop
+
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     module = importlib.import_module(f"benchmarks.{args.kind.replace('-', '_')}")
     overrides = dict(item.split("=", 1) for item in args.env)

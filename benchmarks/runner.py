@@ -66,10 +66,12 @@ def _unique_servers(contenders: Sequence[Contender]) -> list[processes.ServerSpe
     return list(seen.values())
 
 
-async def _check_agreement(contenders: Sequence[Contender]) -> dict[str, list[str]]:
-    """Every contender must give the same best label for the same inputs: same model,
-    same preprocessing. Also warms each one up."""
-    answers: dict[str, list[str]] = {}
+async def _check_agreement(
+    contenders: Sequence[Contender], tolerance: float = 1e-3
+) -> dict[str, list[tuple[str, float]]]:
+    """Every contender must give the same best label, with the same probability, for the
+    same inputs: same model, same preprocessing. Also warms each one up."""
+    answers: dict[str, list[tuple[str, float]]] = {}
     for contender in contenders:
         async with httpx.AsyncClient(base_url=contender.base_url, timeout=60) as client:
             labels = []
@@ -85,9 +87,13 @@ async def _check_agreement(contenders: Sequence[Contender]) -> dict[str, list[st
             answers[contender.name] = labels
     reference = next(iter(answers.values()))
     for name, labels in answers.items():
-        if labels != reference:
+        same = all(
+            label == ref_label and abs(score - ref_score) <= tolerance
+            for (label, score), (ref_label, ref_score) in zip(labels, reference, strict=True)
+        )
+        if not same:
             raise RuntimeError(f"{name} disagrees on the best labels: {labels} vs {reference}")
-    print(f"all contenders agree on the best labels: {reference}", flush=True)
+    print(f"all contenders agree on the best labels and scores: {reference}", flush=True)
     return answers
 
 

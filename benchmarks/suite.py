@@ -28,7 +28,8 @@ class Contender:
     servers: Sequence[ServerSpec]  # started once; their process trees are measured
     base_url: str
     requests: Sequence[RequestSpec]  # the same payloads, in each contender's wire format
-    top_label: Callable[[httpx.Response], str]  # a response's best label: all must agree
+    # A response's best label and its probability: every contender must give the same.
+    top_label: Callable[[httpx.Response], tuple[str, float]]
     settings: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -250,6 +250,7 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         "ours-threads2": {"APP_TORCH_THREADS": "2"},
         "ours-batch8": {"APP_MAX_BATCH_SIZE": "8"},
         "ours-threads2-batch8": {"APP_TORCH_THREADS": "2", "APP_MAX_BATCH_SIZE": "8"},
+        "ours-wait0": {"APP_MAX_WAIT_MS": "0"},
     }
     wanted = options.get("contenders")
     for name, overrides in variants.items():
@@ -347,8 +348,9 @@ def _json_request(payload: bytes) -> RequestSpec:
     return RequestSpec("/v1/classify", body, {"content-type": "application/json"})
 
 
-def _service_label(response: httpx.Response) -> str:
-    return str(response.json()["predictions"][0]["labels"][0]["label"])
+def _service_label(response: httpx.Response) -> tuple[str, float]:
+    best = response.json()["predictions"][0]["labels"][0]
+    return str(best["label"]), round(float(best["score"]), 4)
 
 
 def _triton_request(payload: bytes) -> RequestSpec:
@@ -377,12 +379,15 @@ def _triton_request(payload: bytes) -> RequestSpec:
     )
 
 
-def _triton_label(response: httpx.Response, labels: list[str]) -> str:
+def _triton_label(response: httpx.Response, labels: list[str]) -> tuple[str, float]:
+    """Triton answers logits (what the model returns); the client takes the softmax."""
     import numpy as np
 
     length = int(response.headers.get("inference-header-content-length", len(response.content)))
-    logits = np.frombuffer(response.content[length:], dtype=np.float32)
-    return labels[int(np.argmax(logits))]
+    logits = np.frombuffer(response.content[length:], dtype=np.float32).astype(np.float64)
+    best = int(np.argmax(logits))
+    probabilities = np.exp(logits - logits[best])
+    return labels[best], round(float(1.0 / probabilities.sum()), 4)
 
 
 def _ratio(results: Mapping[str, Any], a: str, b: str, metric: str, c: int) -> float | None:
