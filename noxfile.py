@@ -139,7 +139,7 @@ def bench(session: nox.Session) -> None:
     args = " ".join(session.posargs)
     gpu = "--device gpu" in args or "--device=gpu" in args
     if gpu and not _cuda_present():
-        session.skip("skipped: no CUDA device (nvidia-smi finds no GPU); nothing was run")
+        session.skip("no CUDA device (nvidia-smi finds no GPU); nothing was run")
     _install(session, *DEV)
     needed = session.run_install("python", "tests/gallery.py", "--requirements", silent=True)
     # A GPU run needs a CUDA build of torch (TORCH_SPEC, default: PyPI's torch).

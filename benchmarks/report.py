@@ -121,7 +121,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     if idle:
         lines += [
             "",
-            "Idle CPU of each contender while the others were measured (cores): "
+            "Idle CPU of each contender before the cells, while not suspended (cores): "
             + ", ".join(f"{name} {value:.2f}" for name, value in idle.items())
             + ".",
         ]
