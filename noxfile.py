@@ -219,7 +219,13 @@ def docs(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """`nox -s bench -- <kind> [--device cpu|gpu]`: a service against its limit and peers."""
+    args = " ".join(session.posargs)
+    gpu = "--device gpu" in args or "--device=gpu" in args
+    if gpu and not _cuda_present():
+        session.skip("no CUDA device (nvidia-smi finds no GPU); nothing was run")
     _install(session, *DEV)
-    needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
-    _install(session, TORCH_CPU, "-r", "benchmarks/requirements.txt", *str(needed).splitlines())
+    needed = session.run_install("python", "tests/gallery.py", "--requirements", silent=True)
+    # A GPU run needs a CUDA build of torch (TORCH_SPEC, default: PyPI's torch).
+    torch_spec = os.environ.get("TORCH_SPEC", "torch") if gpu else TORCH_CPU
+    _install(session, torch_spec, "-r", "benchmarks/requirements.txt", *str(needed).splitlines())
     session.run("python", "-m", "benchmarks", *session.posargs)

@@ -1,0 +1,9 @@
+"""The benchmark harness: each reference service against its limit and its peers.
+
+nox -s bench -- image-classification [--device cpu|gpu]
+
+A suite (one per project kind, in `benchmarks/<kind>/`) names its contenders, the
+processes each needs, the requests they all get and the targets to check; the harness
+starts them, drives them in interleaved order with a closed-loop load generator and
+writes results/<kind>/<device>/{results.json,results.md,chart.png}.
+"""

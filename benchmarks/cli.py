@@ -1,0 +1,105 @@
+"""`python -m benchmarks <kind> [--device cpu|gpu]`: what `nox -s bench` runs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import os
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import machine, report
+from benchmarks.runner import RunOptions, run
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def _levels(text: str) -> list[int]:
+    levels = [int(part) for part in text.split(",") if part.strip()]
+    if not levels or min(levels) < 1:
+        raise argparse.ArgumentTypeError("concurrency levels are positive integers")
+    return levels
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("kind", help="the project kind, e.g. image-classification")
+    parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
+    parser.add_argument("--concurrency", type=_levels, default=[1, 4, 16, 32, 64])
+    parser.add_argument("--repetitions", type=int, default=3)
+    parser.add_argument("--warmup", type=float, default=1.5, help="seconds not counted per cell")
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads, every contender")
+    parser.add_argument("--contenders", help="comma-separated subset (default: all)")
+    parser.add_argument(
+        "--out", type=Path, help="results folder (default: benchmarks/results/<kind>/<device>)"
+    )
+    return parser.parse_args(argv)
+
+
+def cuda_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.device == "gpu" and not cuda_available():
+        print("skipped: no CUDA device (torch.cuda.is_available() is false); nothing was run")
+        return 0
+    module = importlib.import_module(f"benchmarks.{args.kind.replace('-', '_')}")
+    out = args.out or RESULTS / args.kind / args.device
+    options = RunOptions(
+        concurrencies=args.concurrency,
+        repetitions=args.repetitions,
+        warmup_s=args.warmup,
+        duration_s=args.duration,
+    )
+    started = time.monotonic()
+    started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    description = machine.describe()
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        workdir = Path(tmp)
+        suite_options: dict[str, Any] = {"threads": args.threads}
+        if args.contenders:
+            suite_options["contenders"] = args.contenders.split(",")
+        print(f"preparing {args.kind} in {workdir}", flush=True)
+        suite = module.build(workdir, args.device, suite_options)
+        log_dir = workdir / "logs"
+        log_dir.mkdir()
+        measured = run(suite, options, log_dir)
+    results: dict[str, Any] = {
+        "kind": suite.kind,
+        "device": args.device,
+        "started_at": started_at,
+        "duration_s": round(time.monotonic() - started, 1),
+        "machine": description,
+        "machine_line": machine.summary_line(description),
+        "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
+        "settings": {**dataclasses.asdict(options), **suite.settings},
+        "throughput_unit": suite.throughput_unit,
+        "contenders": [
+            {"name": c.name, "description": c.description, "settings": dict(c.settings)}
+            for c in suite.contenders
+        ],
+        "figures": [dataclasses.asdict(f) for f in suite.figures],
+        "limit_description": suite.limit_description,
+        "notes": list(suite.notes),
+        **measured,
+    }
+    results["summary"] = report.summarise(results["cells"])
+    results["limit"] = report.summarise_limit(results["limit_runs"])
+    results["targets"] = [
+        {"text": t.text, **dataclasses.asdict(t.check(results))} for t in suite.targets
+    ]
+    for path in report.write(results, out):
+        print(f"wrote {path}")
+    print(report.markdown(results))
+    return 0

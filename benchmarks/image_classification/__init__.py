@@ -1,0 +1,478 @@
+"""Image classification: the service against the raw model, naive FastAPI, LitServe and
+Triton, all serving one TorchScript ResNet-18 and all sent the same JPEGs.
+
+Contenders (every one with the same torch intra-op thread count, `--threads`):
+- ours: the rendered service, torch backend, micro-batching at its defaults;
+- ours-triton: the same service rendered with the triton backend, in front of a Triton
+  server (PyTriton's bundled server) that runs the exported model with its dynamic batcher;
+- triton-direct: a Triton server used directly: the JPEG bytes go in a BYTES tensor, and the
+  model runs the service's preprocessing inside Triton's dynamic batch;
+- naive-fastapi: FastAPI, one forward pass per request;
+- litserve: LitServe with batching on.
+The limit is the raw model in-process at its best batch size.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.image_classification.payloads import jpeg_payloads
+from benchmarks.loadgen import RequestSpec
+from benchmarks.processes import ServerSpec, free_port
+from benchmarks.suite import Contender, Figure, Outcome, Suite, Target
+
+KIND = "image-classification"
+ROOT = Path(__file__).resolve().parents[2]
+TARGET_CONCURRENCY = 32
+# Batching settings shared by every batching contender: the service's defaults.
+MAX_BATCH_SIZE = 32
+MAX_WAIT_MS = 2.0
+
+
+def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
+    """Renders the project, builds the model and payloads, and declares the contenders."""
+    threads = int(options.get("threads", 1))
+    litserve_workers = int(options.get("litserve_workers", 2))
+    torch_device = "cuda" if device == "gpu" else "cpu"
+
+    renders = _render(workdir / "render")
+    model_dir = workdir / "model"
+    _run_python(
+        "-c",
+        "import sys; from pathlib import Path; "
+        "from benchmarks.image_classification.model import build_checkpoint; "
+        "build_checkpoint(Path(sys.argv[1]))",
+        str(model_dir),
+    )
+    model_path = model_dir / "model.pt"
+    repository = workdir / "triton-repository"
+    _run_python(
+        "-m",
+        "image_classification",
+        "export-triton",
+        "--repository",
+        str(repository),
+        "--max-batch-size",
+        str(MAX_BATCH_SIZE),
+        env={"PYTHONPATH": str(renders["triton"] / "src"), "APP_MODEL_PATH": str(model_path)},
+    )
+    triton_model = repository / "classifier"
+    labels = (model_dir / "labels.txt").read_text().split()
+    payloads = jpeg_payloads()
+    json_requests = [_json_request(p) for p in payloads]
+    common_env = {
+        "OMP_NUM_THREADS": str(threads),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+    def peer_env(render: str) -> dict[str, str]:
+        return {**common_env, "PYTHONPATH": f"{ROOT}:{renders[render] / 'src'}"}
+
+    def service(name: str, render: str, port: int, extra: Mapping[str, str]) -> ServerSpec:
+        env = {
+            **peer_env(render),
+            "APP_HOST": "127.0.0.1",
+            "APP_PORT": str(port),
+            "APP_MODEL_PATH": str(model_path),
+            "APP_DEVICE": torch_device,
+            "APP_TORCH_THREADS": str(threads),
+            "APP_LOG_LEVEL": "WARNING",
+            **extra,
+        }
+        argv = [sys.executable, "-m", "image_classification", "serve"]
+        return ServerSpec(name, argv, f"http://127.0.0.1:{port}/readyz", env, cwd=workdir)
+
+    def triton(name: str, inputs: str, http_port: int) -> ServerSpec:
+        libdir = sysconfig.get_config_var("LIBDIR")
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.image_classification.triton_server",
+            "--model-dir",
+            str(triton_model),
+            "--inputs",
+            inputs,
+            "--http-port",
+            str(http_port),
+            "--grpc-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--threads",
+            str(threads),
+            "--device",
+            torch_device,
+        ]
+        env = {**peer_env("triton"), "LD_LIBRARY_PATH": libdir}
+        ready = f"http://127.0.0.1:{http_port}/v2/models/classifier/ready"
+        return ServerSpec(name, argv, ready, env, cwd=workdir)
+
+    ports = {name: free_port() for name in ("ours", "ours-triton", "triton-t", "triton-j")}
+    ports |= {"naive": free_port(), "litserve": free_port()}
+    service_settings = {
+        "APP_TORCH_THREADS": threads,
+        "APP_MAX_BATCH_SIZE": f"{MAX_BATCH_SIZE} (default)",
+        "APP_MAX_WAIT_MS": f"{MAX_WAIT_MS:g} (default)",
+        "APP_LOG_LEVEL": "WARNING",
+    }
+    contenders = [
+        Contender(
+            name="ours",
+            description="the generated service, torch backend, micro-batching (defaults)",
+            servers=[service("ours", "default", ports["ours"], {})],
+            base_url=f"http://127.0.0.1:{ports['ours']}",
+            requests=json_requests,
+            top_label=_service_label,
+            settings=service_settings,
+        ),
+        Contender(
+            name="naive-fastapi",
+            description="FastAPI `def` endpoint, one forward pass per request",
+            servers=[
+                ServerSpec(
+                    "naive-fastapi",
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.image_classification.naive_server",
+                        "--model",
+                        str(model_path),
+                        "--port",
+                        str(ports["naive"]),
+                        "--threads",
+                        str(threads),
+                        "--device",
+                        torch_device,
+                    ],
+                    f"http://127.0.0.1:{ports['naive']}/health",
+                    peer_env("default"),
+                    cwd=workdir,
+                )
+            ],
+            base_url=f"http://127.0.0.1:{ports['naive']}",
+            requests=json_requests,
+            top_label=_service_label,
+            settings={"torch threads": threads, "uvicorn workers": 1},
+        ),
+        Contender(
+            name="litserve",
+            description="LitServe 0.2.19, batching on, one worker per core",
+            servers=[
+                ServerSpec(
+                    "litserve",
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks.image_classification.litserve_server",
+                        "--model",
+                        str(model_path),
+                        "--port",
+                        str(ports["litserve"]),
+                        "--threads",
+                        str(threads),
+                        "--workers",
+                        str(litserve_workers),
+                        "--max-batch-size",
+                        str(MAX_BATCH_SIZE),
+                        "--batch-timeout",
+                        str(MAX_WAIT_MS / 1000),
+                        "--device",
+                        torch_device,
+                    ],
+                    f"http://127.0.0.1:{ports['litserve']}/health",
+                    peer_env("default"),
+                    cwd=workdir,
+                )
+            ],
+            base_url=f"http://127.0.0.1:{ports['litserve']}",
+            requests=json_requests,
+            top_label=_service_label,
+            settings={
+                "workers_per_device": litserve_workers,
+                "max_batch_size": MAX_BATCH_SIZE,
+                "batch_timeout": MAX_WAIT_MS / 1000,
+                "torch threads per worker": threads,
+            },
+        ),
+        Contender(
+            name="ours-triton",
+            description="the generated service, triton backend, in front of Triton",
+            servers=[
+                triton("triton-tensors", "tensors", ports["triton-t"]),
+                service(
+                    "ours-triton",
+                    "triton",
+                    ports["ours-triton"],
+                    {
+                        "APP_INFERENCE_BACKEND": "triton",
+                        "APP_TRITON_URL": f"127.0.0.1:{ports['triton-t']}",
+                        "APP_TRITON_METADATA_PATH": str(triton_model / "metadata.json"),
+                    },
+                ),
+            ],
+            base_url=f"http://127.0.0.1:{ports['ours-triton']}",
+            requests=json_requests,
+            top_label=_service_label,
+            settings={
+                **service_settings,
+                "APP_TRITON_CONCURRENT_BATCHES": "4 (default)",
+                "triton": f"dynamic batcher, max_batch_size {MAX_BATCH_SIZE}, "
+                f"max_queue_delay {int(MAX_WAIT_MS * 1000)} us (export-triton's config)",
+            },
+        ),
+        Contender(
+            name="triton-direct",
+            description="Triton used directly: JPEG bytes in, preprocessing inside the batch",
+            servers=[triton("triton-jpeg", "jpeg", ports["triton-j"])],
+            base_url=f"http://127.0.0.1:{ports['triton-j']}",
+            requests=[_triton_request(p) for p in payloads],
+            top_label=lambda response: _triton_label(response, labels),
+            settings={
+                "triton": f"dynamic batcher, max_batch_size {MAX_BATCH_SIZE}, "
+                f"max_queue_delay {int(MAX_WAIT_MS * 1000)} us",
+                "protocol": "KServe v2 HTTP, binary tensor extension",
+            },
+        ),
+    ]
+    # Not in the default run: the service with settings a user may choose, to measure
+    # what they buy in the same interleaved run (--contenders ours,ours-threads2,...).
+    variants = {
+        "ours-threads2": {"APP_TORCH_THREADS": "2"},
+        "ours-batch8": {"APP_MAX_BATCH_SIZE": "8"},
+        "ours-threads2-batch8": {"APP_TORCH_THREADS": "2", "APP_MAX_BATCH_SIZE": "8"},
+        "ours-wait0": {"APP_MAX_WAIT_MS": "0"},
+    }
+    wanted = options.get("contenders")
+    for name, overrides in variants.items():
+        if wanted and name in wanted:
+            port = free_port()
+            contenders.append(
+                Contender(
+                    name=name,
+                    description=f"the generated service, torch backend, with {overrides}",
+                    servers=[service(name, "default", port, overrides)],
+                    base_url=f"http://127.0.0.1:{port}",
+                    requests=json_requests,
+                    top_label=_service_label,
+                    settings={**service_settings, **overrides},
+                )
+            )
+    if wanted:
+        contenders = [c for c in contenders if c.name in wanted]
+
+    def limit() -> dict[str, Any]:
+        output = _run_python(
+            "-m",
+            "benchmarks.image_classification.limit",
+            "--model",
+            str(model_path),
+            "--threads",
+            str(threads),
+            "--device",
+            torch_device,
+            capture=True,
+            env=common_env,
+        )
+        return json.loads(output.strip().splitlines()[-1])
+
+    return Suite(
+        kind=KIND,
+        contenders=contenders,
+        targets=_targets(),
+        figures=[
+            Figure("throughput_rps", "Throughput", "images/s"),
+            Figure("p99_ms", "p99 latency", "ms", log_y=True),
+        ],
+        throughput_unit="images/s",
+        limit=limit,
+        limit_description="the TorchScript model in-process on random tensors, no HTTP and "
+        "no decoding, at its best batch size of 1, 4, 8, 16 and 32",
+        notes=[
+            "Model: ResNet-18 in plain torch (11.7 M parameters, about 1.8 GFLOPs at 224x224), "
+            "random seeded weights, traced to TorchScript with the metadata.json extra file.",
+            "Payloads: 16 JPEGs (320x240 to 640x427, 17-100 kB) cut from scikit-learn's sample "
+            "photos; one image per request; client i starts at payload i.",
+            f"Every contender runs torch with {threads} intra-op thread(s) "
+            f"(OMP_NUM_THREADS={threads}) and logs at WARNING (no per-request log lines).",
+        ],
+        settings={
+            "threads": threads,
+            "litserve_workers": litserve_workers,
+            "max_batch_size": MAX_BATCH_SIZE,
+            "max_wait_ms": MAX_WAIT_MS,
+            "payloads": len(payloads),
+            "payload_bytes": [len(p) for p in payloads],
+        },
+    )
+
+
+def _render(root: Path) -> dict[str, Path]:
+    """The default render (torch backend) and the triton one, as users would render them."""
+    code = (
+        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
+        "from tests.gallery import render; "
+        "render(sys.argv[2], Path(sys.argv[3]) / 'default'); "
+        "render(sys.argv[2], Path(sys.argv[3]) / 'triton', {'inference_backend': 'triton'})"
+    )
+    _run_python("-c", code, str(ROOT), KIND, str(root))
+    return {"default": root / "default", "triton": root / "triton"}
+
+
+def _run_python(*args: str, env: Mapping[str, str] | None = None, capture: bool = False) -> str:
+    result = subprocess.run(
+        [sys.executable, *args],
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout if capture else ""
+
+
+def _json_request(payload: bytes) -> RequestSpec:
+    body = json.dumps({"images": [base64.b64encode(payload).decode()]}).encode()
+    return RequestSpec("/v1/classify", body, {"content-type": "application/json"})
+
+
+def _service_label(response: httpx.Response) -> tuple[str, float]:
+    best = response.json()["predictions"][0]["labels"][0]
+    return str(best["label"]), round(float(best["score"]), 4)
+
+
+def _triton_request(payload: bytes) -> RequestSpec:
+    """KServe v2 with Triton's binary tensor extension: a JSON header, then raw bytes."""
+    data = len(payload).to_bytes(4, "little") + payload
+    header = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "IMAGE",
+                    "shape": [1, 1],
+                    "datatype": "BYTES",
+                    "parameters": {"binary_data_size": len(data)},
+                }
+            ],
+            "outputs": [{"name": "OUTPUT__0", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    return RequestSpec(
+        "/v2/models/classifier/infer",
+        header + data,
+        {
+            "content-type": "application/octet-stream",
+            "inference-header-content-length": str(len(header)),
+        },
+    )
+
+
+def _triton_label(response: httpx.Response, labels: list[str]) -> tuple[str, float]:
+    """Triton answers logits (what the model returns); the client takes the softmax."""
+    import numpy as np
+
+    length = int(response.headers.get("inference-header-content-length", len(response.content)))
+    logits = np.frombuffer(response.content[length:], dtype=np.float32).astype(np.float64)
+    best = int(np.argmax(logits))
+    probabilities = np.exp(logits - logits[best])
+    return labels[best], round(float(1.0 / probabilities.sum()), 4)
+
+
+def _ratio(results: Mapping[str, Any], a: str, b: str, metric: str, c: int) -> float | None:
+    summary = results["summary"]
+    try:
+        top = summary[a][str(c)][metric]["median"]
+        bottom = summary[b][str(c)][metric]["median"]
+    except KeyError:
+        return None
+    return top / bottom if bottom else None
+
+
+def _figure(results: Mapping[str, Any], name: str, metric: str, c: int, unit: str) -> str:
+    try:
+        cell = results["summary"][name][str(c)][metric]
+    except KeyError:
+        return f"{name}: not measured"
+    return f"{name} {cell['median']:.1f} ({cell['min']:.1f}-{cell['max']:.1f}) {unit}"
+
+
+def _targets() -> list[Target]:
+    c = TARGET_CONCURRENCY
+
+    def versus_naive(results: Mapping[str, Any]) -> Outcome:
+        ratio = _ratio(results, "ours", "naive-fastapi", "throughput_rps", c)
+        if ratio is None:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ratio:.2f}x: {_figure(results, 'ours', 'throughput_rps', c, 'img/s')} vs "
+            f"{_figure(results, 'naive-fastapi', 'throughput_rps', c, 'img/s')}"
+        )
+        return Outcome(ratio >= 2.0, text)
+
+    def versus_litserve_throughput(results: Mapping[str, Any]) -> Outcome:
+        ratio = _ratio(results, "ours", "litserve", "throughput_rps", c)
+        if ratio is None:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ratio:.2f}x: {_figure(results, 'ours', 'throughput_rps', c, 'img/s')} vs "
+            f"{_figure(results, 'litserve', 'throughput_rps', c, 'img/s')}"
+        )
+        return Outcome(ratio >= 1.0, text)
+
+    def versus_litserve_p99(results: Mapping[str, Any]) -> Outcome:
+        ratio = _ratio(results, "ours", "litserve", "p99_ms", c)
+        if ratio is None:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ratio:.2f}x: {_figure(results, 'ours', 'p99_ms', c, 'ms')} vs "
+            f"{_figure(results, 'litserve', 'p99_ms', c, 'ms')}"
+        )
+        return Outcome(ratio <= 1.5, text)
+
+    def versus_limit(results: Mapping[str, Any]) -> Outcome:
+        limit = results.get("limit")
+        try:
+            ours = results["summary"]["ours"][str(c)]["throughput_rps"]["median"]
+        except KeyError:
+            return Outcome(None, "not measured")
+        if not limit:
+            return Outcome(None, "limit not measured")
+        share = ours / limit["images_per_s"]["median"]
+        text = (
+            f"{share:.0%}: {_figure(results, 'ours', 'throughput_rps', c, 'img/s')} vs limit "
+            f"{limit['images_per_s']['median']:.1f} ({limit['images_per_s']['min']:.1f}-"
+            f"{limit['images_per_s']['max']:.1f}) img/s at batch {limit['best_batch_size']}"
+        )
+        return Outcome(share >= 0.6, text)
+
+    def lone_client(results: Mapping[str, Any]) -> Outcome:
+        try:
+            ours = results["summary"]["ours"]["1"]["p50_ms"]["median"]
+            naive = results["summary"]["naive-fastapi"]["1"]["p50_ms"]["median"]
+        except KeyError:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ours - naive:+.1f} ms: {_figure(results, 'ours', 'p50_ms', 1, 'ms')} vs "
+            f"{_figure(results, 'naive-fastapi', 'p50_ms', 1, 'ms')}"
+        )
+        return Outcome(ours <= naive + 2.0, text)
+
+    return [
+        Target(f"ours >= 2x naive FastAPI throughput (c={c})", versus_naive),
+        Target(f"ours >= 1.0x LitServe throughput (c={c})", versus_litserve_throughput),
+        Target(f"ours p99 <= 1.5x LitServe p99 (c={c})", versus_litserve_p99),
+        Target(f"ours >= 60% of the raw limit (c={c})", versus_limit),
+        Target("ours p50 <= naive FastAPI p50 + 2 ms (c=1)", lone_client),
+    ]

@@ -1,0 +1,123 @@
+"""A closed-loop load generator: N clients, each sending its next request when the last
+one is answered, for a fixed time. Only 127.0.0.1 is ever targeted.
+
+The first `warmup_s` seconds are not counted; a request counts in the window when it
+finishes inside it. When the window closes, clients stop sending and the requests still
+in flight are awaited (bounded by the request timeout), so the next cell starts on an
+idle server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+
+# Bounds every client loop by count as well as by time.
+MAX_REQUESTS_PER_CLIENT = 100_000
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """One prepared request; bodies are built once, before any clock starts."""
+
+    path: str
+    content: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    method: str = "POST"
+
+
+@dataclass
+class LoadResult:
+    window_start: float  # time.perf_counter() values
+    window_end: float
+    latencies_s: list[float]
+    errors: int
+    error_kinds: dict[str, int]
+
+    @property
+    def window_s(self) -> float:
+        return self.window_end - self.window_start
+
+
+def check_local(base_url: str) -> None:
+    host = urlsplit(base_url).hostname
+    if host != "127.0.0.1":
+        raise ValueError(f"the load generator only targets 127.0.0.1, not {host!r}")
+
+
+async def closed_loop(
+    base_url: str,
+    requests: Sequence[RequestSpec],
+    *,
+    concurrency: int,
+    warmup_s: float,
+    duration_s: float,
+    timeout_s: float = 60.0,
+    on_window: Callable[[float, float], None] | None = None,
+) -> LoadResult:
+    """Runs `concurrency` clients for warmup_s + duration_s; client i starts at payload i."""
+    check_local(base_url)
+    if concurrency < 1 or not requests:
+        raise ValueError("need at least one client and one request")
+    started = time.perf_counter()
+    window_start = started + warmup_s
+    window_end = window_start + duration_s
+    if on_window is not None:
+        on_window(window_start, window_end)
+    records: list[tuple[float, float, str | None]] = []  # (finished, latency, error)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    timeout = httpx.Timeout(timeout_s)
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+
+        async def one_client(index: int) -> None:
+            for n in range(MAX_REQUESTS_PER_CLIENT):
+                if time.perf_counter() >= window_end:
+                    return
+                spec = requests[(index + n * concurrency) % len(requests)]
+                sent = time.perf_counter()
+                error: str | None = None
+                try:
+                    response = await client.request(
+                        spec.method, spec.path, content=spec.content, headers=spec.headers
+                    )
+                    await response.aread()
+                    if response.status_code != 200:
+                        error = f"http_{response.status_code}"
+                except httpx.HTTPError as exc:
+                    error = type(exc).__name__
+                finished = time.perf_counter()
+                records.append((finished, finished - sent, error))
+                if error is not None and error.startswith(("Connect", "RemoteProtocol")):
+                    await asyncio.sleep(0.05)  # a refused connection must not spin
+
+        clients = [asyncio.create_task(one_client(i)) for i in range(concurrency)]
+        budget = warmup_s + duration_s + timeout_s + 5
+        done, pending = await asyncio.wait(clients, timeout=budget)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            if task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    return summarise(records, window_start, window_end)
+
+
+def summarise(
+    records: Sequence[tuple[float, float, str | None]], window_start: float, window_end: float
+) -> LoadResult:
+    """Keeps what finished inside the window: latencies of successes, a count of errors."""
+    latencies: list[float] = []
+    kinds: dict[str, int] = {}
+    for finished, latency, error in records:
+        if not window_start <= finished <= window_end:
+            continue
+        if error is None:
+            latencies.append(latency)
+        else:
+            kinds[error] = kinds.get(error, 0) + 1
+    return LoadResult(window_start, window_end, latencies, sum(kinds.values()), kinds)
