@@ -61,9 +61,9 @@ async def test_concurrent_submissions_share_model_calls() -> None:
     assert sorted(i for b in model.batches for i in b) == list(range(20))
 
 
-async def test_a_lone_item_waits_at_most_max_wait() -> None:
+async def test_a_lone_request_runs_at_once_without_waiting_for_company() -> None:
     model = RecordingModel()
-    batcher = make_batcher(model, max_wait_s=0.05)
+    batcher = make_batcher(model, max_wait_s=2.0)
     await batcher.start()
     try:
         started = time.perf_counter()
@@ -71,7 +71,27 @@ async def test_a_lone_item_waits_at_most_max_wait() -> None:
         elapsed = time.perf_counter() - started
     finally:
         await batcher.stop()
-    assert 0.04 <= elapsed < 1.0
+    assert elapsed < 1.0
+
+
+async def test_a_partial_batch_waits_for_company_while_others_are_in_flight() -> None:
+    model = RecordingModel()
+    batcher = make_batcher(model, max_batch_size=8, max_wait_s=0.3)
+    await batcher.start()
+
+    async def late() -> list[int]:
+        await asyncio.sleep(0.1)
+        return await batcher.submit([3], 5)
+
+    try:
+        started = time.perf_counter()
+        results = await asyncio.gather(batcher.submit([1], 5), batcher.submit([2], 5), late())
+        elapsed = time.perf_counter() - started
+    finally:
+        await batcher.stop()
+    assert results == [[2], [4], [6]]
+    assert model.batches == [[1, 2, 3]]  # the late request joined the waiting batch
+    assert 0.25 <= elapsed < 2.0
 
 
 async def test_a_full_batch_does_not_wait_for_max_wait() -> None:

@@ -4,7 +4,9 @@ A single worker task drains a bounded queue. It starts a batch as soon as the mo
 free, taking everything queued up to `max_batch_size`; while that batch runs, new items
 pile up and form the next one. `max_wait_s` lets a partial batch wait a little for
 company, counted from when its oldest item arrived, so an item that already waited
-behind a busy model is never delayed further and a lone client pays at most `max_wait_s`.
+behind a busy model is never delayed further. A lone request (no other request waiting
+for results) has no company to wait for and runs at once, so batching costs a single
+client nothing.
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class MicroBatcher(Generic[T, R]):
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        self._waiting_requests = 0  # submit() calls waiting for their results
         metrics.queue_capacity.set(max_queue_size)
 
     @property
@@ -127,6 +130,7 @@ class MicroBatcher(Generic[T, R]):
         ]
         self._queue.extend(pending)
         self._metrics.queue_depth.set(len(self._queue))
+        self._waiting_requests += 1
         self._has_items.set()
         futures = [p.future for p in pending]
         try:
@@ -135,6 +139,7 @@ class MicroBatcher(Generic[T, R]):
             self._metrics.rejected.labels("timeout").inc(len(items))
             raise InferenceTimeout(f"inference did not finish within {timeout_s:g} s") from None
         finally:
+            self._waiting_requests -= 1
             # Cancelled futures are skipped by the worker, so an abandoned request's
             # items never reach the model.
             for future in futures:
@@ -158,7 +163,7 @@ class MicroBatcher(Generic[T, R]):
                 self._has_items.clear()
                 await self._has_items.wait()
             deadline = self._queue[0].enqueued_at + self.max_wait_s
-            while self._live_count() < self.max_batch_size:
+            while self._waiting_requests > 1 and self._live_count() < self.max_batch_size:
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
