@@ -154,6 +154,38 @@ async def test_a_failing_batch_fails_its_callers_and_the_batcher_recovers() -> N
         await batcher.stop()
 
 
+async def test_a_sync_model_runs_batches_on_several_threads_at_once() -> None:
+    active = 0
+    peak = 0
+    lock = threading.Lock()
+
+    def model(items: Sequence[int]) -> list[int]:
+        nonlocal active, peak
+        with lock:
+            active += 1
+            peak = max(peak, active)
+        time.sleep(0.05)
+        with lock:
+            active -= 1
+        return [item * 10 for item in items]
+
+    batcher = MicroBatcher(
+        model,
+        max_batch_size=2,
+        max_wait_s=0.0,
+        max_queue_size=64,
+        metrics=Metrics(max_batch_size=2),
+        max_concurrent_batches=2,
+    )
+    await batcher.start()
+    try:
+        results = await asyncio.gather(*(batcher.submit([i], 5) for i in range(8)))
+    finally:
+        await batcher.stop()
+    assert results == [[i * 10] for i in range(8)]
+    assert peak == 2
+
+
 async def test_an_async_model_is_awaited_with_batches_in_flight_together() -> None:
     in_flight = 0
     peak = 0

@@ -45,9 +45,10 @@ class _Pending(Generic[T, R]):
 class MicroBatcher(Generic[T, R]):
     """Runs `infer` on batches of queued items and hands each caller its own result.
 
-    A synchronous `infer` runs on a dedicated worker thread, so the event loop stays free
-    for I/O; an async `infer` (a remote inference server) is awaited, with up to
-    `max_concurrent_batches` batches in flight.
+    Up to `max_concurrent_batches` batches are in flight at once. A synchronous `infer`
+    runs on that many dedicated worker threads, so the event loop stays free for I/O and,
+    since PyTorch releases the GIL in its kernels, batches run on several cores at once;
+    an async `infer` (a remote inference server) is awaited.
     """
 
     def __init__(
@@ -62,8 +63,8 @@ class MicroBatcher(Generic[T, R]):
         max_concurrent_batches: int = 1,
         tracer: trace.Tracer | None = None,
     ) -> None:
-        if max_batch_size < 1 or max_queue_size < 1:
-            raise ValueError("max_batch_size and max_queue_size must be at least 1")
+        if min(max_batch_size, max_queue_size, max_concurrent_batches) < 1:
+            raise ValueError("batch size, queue size and concurrent batches must be at least 1")
         self._infer = infer
         self._is_async = inspect.iscoroutinefunction(infer)
         self.max_batch_size = max_batch_size
@@ -74,6 +75,7 @@ class MicroBatcher(Generic[T, R]):
         self._tracer = tracer or trace.NoOpTracer()
         self._queue: collections.deque[_Pending[T, R]] = collections.deque()
         self._has_items = asyncio.Event()
+        self.max_concurrent_batches = max_concurrent_batches
         self._slots = asyncio.Semaphore(max_concurrent_batches)
         self._executor: ThreadPoolExecutor | None = None
         self._worker: asyncio.Task[None] | None = None
@@ -89,7 +91,9 @@ class MicroBatcher(Generic[T, R]):
         if self._worker is not None:
             return
         if not self._is_async:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.max_concurrent_batches, thread_name_prefix="inference"
+            )
         self._worker = asyncio.create_task(self._run(), name="micro-batcher")
 
     async def stop(self) -> None:

@@ -77,7 +77,7 @@ class ClassifierRuntime:
         classifier = await asyncio.to_thread(ImageClassifier.load, self.settings)
         self.metadata = classifier.metadata
         self.device = str(classifier.device)
-        return classifier.predict, 1
+        return classifier.predict, self.settings.inference_workers
 
     async def _warm_up(self, infer: BatchFn[np.ndarray, np.ndarray]) -> None:
         """Runs the smallest and largest batch once each, so first requests pay no set-up cost."""

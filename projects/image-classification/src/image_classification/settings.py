@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # One intra-op thread per inference worker: on small CPUs under concurrent load more
     # threads fight each other and throughput drops. Raise it for large single requests.
     torch_threads: int = Field(default=1, ge=1)
+    # Batches the model runs at once, each on its own thread. On CPU, one per core you
+    # give the service (with torch_threads=1) keeps every core busy; on a GPU one suffices.
+    inference_workers: int = Field(default=2, ge=1)
 
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
     request_timeout_s: float = Field(default=10.0, gt=0)
