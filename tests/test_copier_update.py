@@ -29,8 +29,11 @@ def test_update_to_head_keeps_local_edits_and_brings_template_changes(
 
     # The user edits a generated file in their project...
     settings = project / "src" / "image_classification" / "settings.py"
-    settings.write_text(settings.read_text().replace("default=32, ge=1", "default=48, ge=1"))
-    git("commit", "-qam", "tune batch size", cwd=project)
+    original = settings.read_text()
+    edited = original.replace("Field(default=8000,", "Field(default=9000,")
+    assert edited != original
+    settings.write_text(edited)
+    git("commit", "-qam", "serve on port 9000", cwd=project)
 
     # ...while the template moves on with a change to another part of the same file.
     template_file = copier_template / "templates" / "_shared" / "src" / "settings.py.jinja"
@@ -45,7 +48,7 @@ def test_update_to_head_keeps_local_edits_and_brings_template_changes(
     run_update(project, vcs_ref="HEAD", defaults=True, overwrite=True, unsafe=True, quiet=True)
 
     updated = settings.read_text()
-    assert "default=48, ge=1" in updated  # the user's edit survived
+    assert "Field(default=9000," in updated  # the user's edit survived
     assert "log_color: bool = False" in updated  # the template's change arrived
     assert "<<<<<<<" not in updated
     assert not list(project.rglob("*.rej"))
