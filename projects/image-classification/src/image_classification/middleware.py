@@ -6,7 +6,6 @@ per request on the hot path.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
@@ -16,9 +15,10 @@ from typing import Any
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from image_classification.errors import PayloadTooLarge
+from image_classification.errors import PayloadTooLarge, error_response
 from image_classification.observability import Metrics, request_id_var
 
 logger = logging.getLogger("image_classification.access")
@@ -117,7 +117,14 @@ class BodySizeLimitMiddleware:
             return
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await _send_too_large(scope, send, self.max_bytes)
+                # Answered before the body is read, in the service's one error format.
+                response = error_response(
+                    Request(scope),
+                    PayloadTooLarge.status_code,
+                    PayloadTooLarge.code,
+                    _too_large_message(self.max_bytes),
+                )
+                await response(scope, receive, send)
                 return
         received = 0
 
@@ -135,27 +142,3 @@ class BodySizeLimitMiddleware:
 
 def _too_large_message(max_bytes: int) -> str:
     return f"request body is larger than the {max_bytes} byte limit"
-
-
-async def _send_too_large(scope: Scope, send: Send, max_bytes: int) -> None:
-    request_id = scope.get("state", {}).get("request_id")
-    body = json.dumps(
-        {
-            "error": {
-                "code": PayloadTooLarge.code,
-                "message": _too_large_message(max_bytes),
-                "request_id": request_id,
-            }
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": PayloadTooLarge.status_code,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
