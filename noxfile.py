@@ -239,6 +239,12 @@ def vllm(session: nox.Session) -> None:
             session.error(f"{tool} is missing: apt-get install {package} (.ci/run does)")
     vllm_python = _vllm_venv(session)
     path = ROOT / "projects" / CHATBOT
+    if not path.is_dir():  # not rendered into the gallery yet: test a fresh render
+        _install(session, *DEV)
+        path = Path(session.create_tmp()) / CHATBOT
+        shutil.rmtree(path, ignore_errors=True)
+        session.run("python", "-c", _RENDER.format(kind=CHATBOT, dst=str(path)), silent=True)
+        session.log(f"projects/{CHATBOT} is missing; testing a fresh render in {path}")
     _install(session, TORCH_CPU, "-e", f"{path}[test]")
     env = _install_demo_model(session, [CHATBOT])
     session.chdir(path)
@@ -253,6 +259,12 @@ def vllm(session: nox.Session) -> None:
             "TEST_DEVICE": "cpu",
         },
     )  # fmt: skip
+
+
+_RENDER = (
+    "from pathlib import Path; from tests.gallery import render; "
+    "render({kind!r}, Path({dst!r}), gallery=True)"
+)
 
 
 def _vllm_venv(session: nox.Session) -> str:
