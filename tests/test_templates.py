@@ -232,6 +232,9 @@ def test_the_rendered_project_passes_its_own_tests(rendered: dict[str, Path], co
         text=True,
         timeout=1200,
     )
-    tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+    lines = (result.stdout + result.stderr).splitlines()
+    # The failing assertions ("E " lines, first ones), then the summary at the end.
+    errors = [line for line in lines if line.startswith(("E ", ">"))][:40]
+    tail = "\n".join([*errors, "...", *lines[-15:]])
     assert result.returncode == 0, tail
     assert re.search(r"\d+ passed", result.stdout), tail
