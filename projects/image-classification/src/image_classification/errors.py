@@ -32,12 +32,14 @@ class ServiceError(Exception):
         *,
         code: str | None = None,
         headers: Mapping[str, str] | None = None,
+        details: object = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         if code is not None:
             self.code = code
         self.headers = dict(headers or {})
+        self.details = details
 
 
 class InvalidInput(ServiceError):
@@ -122,7 +124,9 @@ _HTTP_CODES = {
 
 async def _service_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceError)
-    return error_response(request, exc.status_code, exc.code, exc.message, headers=exc.headers)
+    return error_response(
+        request, exc.status_code, exc.code, exc.message, headers=exc.headers, details=exc.details
+    )
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
