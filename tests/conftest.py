@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gallery import COMBINATIONS, render
-
-KIND = "image-classification"
+from tests.gallery import cases, combinations, render
 
 
 @pytest.fixture(scope="session")
@@ -19,5 +17,9 @@ def copier_template_paths() -> list[str]:
 
 @pytest.fixture(scope="session")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every kind's combinations, keyed "<kind>/<combination>" (the tests' parameter ids)."""
     root = tmp_path_factory.mktemp("renders")
-    return {name: render(KIND, root / name, answers) for name, answers in COMBINATIONS.items()}
+    return {
+        f"{kind}/{name}": render(kind, root / kind / name, combinations(kind)[name])
+        for kind, name in cases()
+    }

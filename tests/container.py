@@ -1,6 +1,8 @@
-"""Build a project's CPU image, run it, and classify an image through its published port.
+"""Build a project's CPU image, run it, and send it one real request through its published
+port: image-classification classifies a digit, streaming-chatbot answers a chat completion.
 
 python tests/container.py image-classification     # what `nox -s container -- <kind>` runs
+python tests/container.py streaming-chatbot
 
 With a Docker engine the build uses the Dockerfile's defaults (registries for the base
 image and PyTorch's CPU wheels). Without one it uses Debian's podman: the base image is
@@ -172,7 +174,64 @@ def classify(url: str, image: Path, headers: dict[str, str]) -> dict[str, object
         return json.loads(response.read())
 
 
+def post_json(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", **headers},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.loads(response.read())
+
+
+def smoke_image_classification(engine: str, name: str, base: str, headers: dict[str, str]) -> str:
+    with tempfile.TemporaryDirectory() as tmp:
+        sample = Path(tmp) / "digit-3.png"
+        run(engine, "cp", f"{name}:/app/models/demo/samples/digit-3.png", str(sample))
+        result = classify(f"{base}/v1/classify?top_k=3", sample, headers)
+    log(json.dumps(result))
+    top = result["predictions"][0]["labels"][0]  # type: ignore[index]
+    if top["label"] != "3":  # type: ignore[index]
+        sys.exit(f"the container classified digit 3 as {top}")
+    return "classified digit 3"
+
+
+def smoke_streaming_chatbot(engine: str, name: str, base: str, headers: dict[str, str]) -> str:
+    body: dict[str, object] = {
+        "model": "smollm2-135m-instruct",
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+        "max_tokens": 16,
+        "temperature": 0,
+    }
+    result = post_json(f"{base}/v1/chat/completions", body, headers)
+    log(json.dumps(result))
+    try:
+        message = result["choices"][0]["message"]  # type: ignore[index]
+        content, role = message["content"], message["role"]
+    except (KeyError, IndexError, TypeError):
+        sys.exit(f"the chat completion has no assistant message: {result}")
+    if role != "assistant" or not isinstance(content, str) or not content.strip():
+        sys.exit(f"the chat completion's assistant message is empty: {message}")
+    usage = result.get("usage")
+    if not isinstance(usage, dict) or not all(
+        isinstance(usage.get(key), int) and usage[key] > 0
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+    ):
+        sys.exit(f"the chat completion's usage is missing or empty: {usage}")
+    return f"answered {content.strip()!r} ({usage['completion_tokens']} tokens)"
+
+
+# One real request per kind, sent once the container answers /readyz.
+SMOKE = {
+    "image-classification": smoke_image_classification,
+    "streaming-chatbot": smoke_streaming_chatbot,
+}
+
+
 def check(kind: str) -> None:
+    if kind not in SMOKE:
+        sys.exit(f"tests/container.py has no request for {kind}; kinds: {sorted(SMOKE)}")
     project = ROOT / "projects" / kind
     engine = "docker" if docker_engine() else "podman"
     if engine == "podman":
@@ -202,22 +261,15 @@ def check(kind: str) -> None:
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_ready(f"{base}/readyz", timeout_s=180)
+        wait_ready(f"{base}/readyz", timeout_s=300)
         log(f"{base}/readyz answers 200")
-        with tempfile.TemporaryDirectory() as tmp:
-            sample = Path(tmp) / "digit-3.png"
-            run(engine, "cp", f"{name}:/app/models/demo/samples/digit-3.png", str(sample))
-            result = classify(f"{base}/v1/classify?top_k=3", sample, headers)
-        log(json.dumps(result))
-        top = result["predictions"][0]["labels"][0]  # type: ignore[index]
-        if top["label"] != "3":  # type: ignore[index]
-            sys.exit(f"the container classified digit 3 as {top}")
+        done = SMOKE[kind](engine, name, base, headers)
         if engine == "podman":
             run("podman", "healthcheck", "run", name)  # the image's HEALTHCHECK passes
         user = run(engine, "exec", name, "id", "-u", capture_output=True).stdout.strip()
         if user == "0":
             sys.exit("the container runs as root")
-        log(f"classified digit 3 through port {port}; HEALTHCHECK passes; uid {user}")
+        log(f"{done} through port {port}; HEALTHCHECK passes; uid {user}")
     finally:
         subprocess.run([engine, "logs", name], check=False)
         subprocess.run([engine, "rm", "--force", name], check=False, capture_output=True)

@@ -2,6 +2,10 @@
 
 python tests/gallery.py --write     # regenerate projects/ (what `nox -s render` runs)
 python tests/gallery.py --check     # fail when projects/ differs from a fresh render
+python tests/gallery.py --combinations DIR [--kind KIND]   # every answer combination
+
+Every kind that copier.yml offers and that has a folder in templates/ is rendered to
+projects/<kind>/; its answer combinations are COMBINATIONS[kind].
 """
 
 from __future__ import annotations
@@ -20,28 +24,63 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = ROOT / "projects"
 
-# Each value of every question appears at least once, and each pair of switches that
-# change code together (tracing x auth, device x backend) appears in both states.
-COMBINATIONS: dict[str, dict[str, object]] = {
-    "defaults": {},
-    "gpu-auth-no-tracing": {"default_device": "gpu", "api_key_auth": True, "tracing": False},
-    "triton-auth-tracing": {"inference_backend": "triton", "api_key_auth": True, "tracing": True},
-    "triton-gpu-plain": {
-        "inference_backend": "triton",
-        "default_device": "gpu",
-        "tracing": False,
-        "python_version": "3.12",
+# Per kind, named answer combinations (project_kind is added when rendering). Each value of
+# every question appears at least once, and each pair of switches that change code together
+# (tracing x auth, device x backend) appears in both states.
+COMBINATIONS: dict[str, dict[str, dict[str, object]]] = {
+    "image-classification": {
+        "defaults": {},
+        "gpu-auth-no-tracing": {"default_device": "gpu", "api_key_auth": True, "tracing": False},
+        "triton-auth-tracing": {
+            "inference_backend": "triton",
+            "api_key_auth": True,
+            "tracing": True,
+        },
+        "triton-gpu-plain": {
+            "inference_backend": "triton",
+            "default_device": "gpu",
+            "tracing": False,
+            "python_version": "3.12",
+        },
+    },
+    "streaming-chatbot": {
+        # cpu: the embedded engine; gpu: vLLM
+        "defaults": {},
+        "gpu-auth-no-tracing": {
+            "default_device": "gpu",
+            "api_key_auth": True,
+            "tracing": False,
+            "python_version": "3.12",
+        },
     },
 }
 
 
-def project_kinds() -> list[str]:
+def offered_kinds() -> list[str]:
     """The kinds copier.yml offers, in its order: the values of project_kind's choices."""
     text = (ROOT / "copier.yml").read_text()
     block = re.search(r"^project_kind:\n((?:[ \t]+.*\n|\n)+)", text, re.M)
     assert block, "copier.yml has no project_kind question"
     choices = block.group(1).split("choices:", 1)[1].split("default:", 1)[0]
     return re.findall(r'^\s+"[^"]+":\s*([a-z][a-z0-9-]*)\s*$', choices, re.M)
+
+
+def project_kinds() -> list[str]:
+    """The kinds that copier.yml offers and that have a template folder, in copier.yml's
+    order. A kind being written (offered, but no templates/<kind> yet) is left out."""
+    return [kind for kind in offered_kinds() if (ROOT / "templates" / kind).is_dir()]
+
+
+def combinations(kind: str) -> dict[str, dict[str, object]]:
+    """A kind's named answer combinations; every kind with a template must have some."""
+    if kind not in COMBINATIONS:
+        raise KeyError(f"tests/gallery.py has no answer combinations for {kind!r}")
+    return COMBINATIONS[kind]
+
+
+def cases(kinds: list[str] | None = None) -> list[tuple[str, str]]:
+    """(kind, combination name) for every combination of every kind."""
+    return [(kind, name) for kind in kinds or project_kinds() for name in combinations(kind)]
 
 
 @contextmanager
@@ -70,8 +109,8 @@ def render(
     return dst
 
 
-def write_gallery() -> None:
-    for kind in project_kinds():
+def write_gallery(kinds: list[str] | None = None) -> None:
+    for kind in kinds or project_kinds():
         target = PROJECTS / kind
         if target.exists():
             shutil.rmtree(target)
@@ -81,6 +120,8 @@ def write_gallery() -> None:
 
 def gallery_differences(kind: str) -> list[str]:
     """Paths that differ between projects/<kind> and a fresh render; empty when equal."""
+    if not (PROJECTS / kind).is_dir():
+        return [f"projects/{kind} (missing: run `nox -s render`)"]
     with tempfile.TemporaryDirectory() as tmp:
         fresh = render(kind, Path(tmp) / kind, gallery=True)
         return _compare(fresh, PROJECTS / kind)
@@ -98,19 +139,18 @@ def _compare(left: Path, right: Path, prefix: str = "") -> list[str]:
     return differences
 
 
-def render_combinations(root: Path) -> list[Path]:
+def render_combinations(root: Path, kinds: list[str] | None = None) -> list[Path]:
+    """Render every combination of the kinds (default: all) to root/<kind>/<combination>."""
     return [
-        render(kind, root / kind / name, answers)
-        for kind in project_kinds()
-        for name, answers in COMBINATIONS.items()
+        render(kind, root / kind / name, combinations(kind)[name]) for kind, name in cases(kinds)
     ]
 
 
-def requirements() -> list[str]:
+def requirements(kinds: list[str] | None = None) -> list[str]:
     """The union of every combination's runtime and test dependencies."""
     found: set[str] = set()
     with tempfile.TemporaryDirectory() as tmp:
-        for project in render_combinations(Path(tmp)):
+        for project in render_combinations(Path(tmp), kinds):
             metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
             found.update(metadata["dependencies"], metadata["optional-dependencies"]["test"])
     return sorted(found)
@@ -125,18 +165,29 @@ def main() -> int:
     action.add_argument("--check", action="store_true")
     action.add_argument("--combinations", type=Path, metavar="DIR")
     action.add_argument("--requirements", action="store_true")
+    action.add_argument("--kinds", action="store_true", help="the kinds with a template")
+    parser.add_argument(
+        "--kind", action="append", dest="only", metavar="KIND", help="only this kind (repeatable)"
+    )
     args = parser.parse_args()
+    kinds = args.only or project_kinds()
+    unknown = sorted(set(kinds) - set(project_kinds()))
+    if unknown:
+        parser.error(f"no template for {unknown}; kinds with one: {project_kinds()}")
+    if args.kinds:
+        print("\n".join(kinds))
+        return 0
     if args.write:
-        write_gallery()
+        write_gallery(kinds)
         return 0
     if args.combinations:
-        for project in render_combinations(args.combinations):
+        for project in render_combinations(args.combinations, kinds):
             print(project)
         return 0
     if args.requirements:
-        print("\n".join(requirements()))
+        print("\n".join(requirements(kinds)))
         return 0
-    stale = {kind: diff for kind in project_kinds() if (diff := gallery_differences(kind))}
+    stale = {kind: diff for kind in kinds if (diff := gallery_differences(kind))}
     for kind, diff in stale.items():
         print(f"projects/{kind} differs from a fresh render: {', '.join(diff)}")
     return 1 if stale else 0

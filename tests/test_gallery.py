@@ -5,18 +5,33 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
-from tests.gallery import PROJECTS, _compare, gallery_differences, project_kinds, render
+from tests.gallery import (
+    COMBINATIONS,
+    PROJECTS,
+    _compare,
+    combinations,
+    gallery_differences,
+    project_kinds,
+    render,
+)
 
 
 def test_every_kind_has_a_committed_rendering() -> None:
     assert sorted(p.name for p in PROJECTS.iterdir() if p.is_dir()) == sorted(project_kinds())
 
 
-def test_projects_equal_a_fresh_render_byte_for_byte() -> None:
+@pytest.mark.parametrize("kind", project_kinds())
+def test_projects_equal_a_fresh_render_byte_for_byte(kind: str) -> None:
+    assert gallery_differences(kind) == [], f"run `nox -s render`: projects/{kind} is stale"
+
+
+def test_every_kind_with_a_template_has_answer_combinations() -> None:
     for kind in project_kinds():
-        assert gallery_differences(kind) == [], f"run `nox -s render`: projects/{kind} is stale"
+        assert combinations(kind), kind
+    assert "defaults" in COMBINATIONS["image-classification"]
 
 
 def test_a_hand_edit_in_projects_is_detected(tmp_path: Path) -> None:

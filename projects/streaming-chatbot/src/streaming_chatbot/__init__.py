@@ -1,0 +1,3 @@
+"""Streaming chat gateway in front of an LLM engine"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from streaming_chatbot.cli import main
+
+raise SystemExit(main())

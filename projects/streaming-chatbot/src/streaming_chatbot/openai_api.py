@@ -1,0 +1,120 @@
+"""OpenAI-compatible routes: `POST /v1/chat/completions` and `GET /v1/models`.
+
+The official `openai` client works against these unchanged (`base_url=<gateway>/v1`).
+"""
+
+from __future__ import annotations
+
+import time
+from http import HTTPStatus
+
+from fastapi import APIRouter, Request
+
+from streaming_chatbot.engines.base import Finished, SamplingParams
+from streaming_chatbot.errors import ServiceError, request_id_of
+from streaming_chatbot.runtime import ChatRuntime
+from streaming_chatbot.schemas import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Choice,
+    ChoiceMessage,
+    ModelCard,
+    ModelList,
+    SamplingFields,
+    Usage,
+)
+from streaming_chatbot.sse import EventStreamResponse, chat_completion_chunks, usage
+
+router = APIRouter(prefix="/v1", tags=["chat"])
+
+STARTED = int(time.time())
+
+
+class ModelNotFound(ServiceError):
+    status_code = HTTPStatus.NOT_FOUND
+    code = "model_not_found"
+
+
+def runtime_of(request: Request) -> ChatRuntime:
+    runtime: ChatRuntime = request.app.state.runtime
+    return runtime
+
+
+def client_key(request: Request) -> str:
+    """Whom a rate limit applies to: the API key when there is one, else the address."""
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return "key:" + api_key
+    return "addr:" + (request.client.host if request.client else "unknown")
+
+
+def sampling(fields: SamplingFields, max_tokens: int) -> SamplingParams:
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=fields.temperature,
+        top_p=fields.top_p,
+        seed=fields.seed,
+        stop=fields.stop_sequences(),
+        ignore_eos=fields.ignore_eos,
+    )
+
+
+@router.get("/models", summary="The model this gateway serves")
+async def list_models(request: Request) -> ModelList:
+    settings = runtime_of(request).settings
+    card = ModelCard(
+        id=settings.model_name,
+        created=STARTED,
+        owned_by=settings.service_name,
+        max_model_len=settings.max_context_tokens,
+    )
+    return ModelList(data=[card])
+
+
+@router.post(
+    "/chat/completions",
+    summary="Chat completion, streamed as server-sent events when `stream` is true",
+    response_model=ChatCompletion,
+)
+async def chat_completions(body: ChatCompletionRequest, request: Request) -> object:
+    started = time.perf_counter()
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    if body.model != settings.model_name:
+        raise ModelNotFound(
+            f"model {body.model!r} is not served here; GET /v1/models lists {settings.model_name!r}"
+        )
+    await runtime.check_rate(client_key(request))
+    messages = [{"role": m.role, "content": m.text()} for m in body.messages]
+    prompt_ids = runtime.llm.prompt_ids(messages)
+    max_tokens = runtime.llm.budget(len(prompt_ids), body.token_limit())
+    request_id = request_id_of(request) or "unknown"
+    generation = await runtime.llm.open(
+        prompt_ids, sampling(body, max_tokens), request_id=request_id, started=started
+    )
+    completion_id = f"chatcmpl-{request_id}"
+    created = int(time.time())
+    if body.stream:
+        chunks = chat_completion_chunks(
+            generation,
+            completion_id=completion_id,
+            created=created,
+            model=settings.model_name,
+            request_id=request_id,
+        )
+        return EventStreamResponse(chunks)
+    text = await generation.text()
+    assert generation.finished is not None
+    return completion(completion_id, created, settings.model_name, text, generation.finished)
+
+
+def completion(
+    completion_id: str, created: int, model: str, text: str, finished: Finished
+) -> ChatCompletion:
+    return ChatCompletion(
+        id=completion_id,
+        created=created,
+        model=model,
+        choices=[Choice(message=ChoiceMessage(content=text), finish_reason=finished.reason)],
+        usage=Usage(**usage(finished)),
+    )

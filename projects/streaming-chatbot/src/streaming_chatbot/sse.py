@@ -1,0 +1,101 @@
+"""Server-sent events in OpenAI's chat.completion.chunk format, ending with [DONE]."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import anyio
+from fastapi.responses import StreamingResponse
+from starlette.types import Send
+
+from streaming_chatbot.engines.base import Finished, TextDelta
+from streaming_chatbot.errors import ServiceError
+from streaming_chatbot.generation import Generation
+
+logger = logging.getLogger(__name__)
+
+
+class EventStreamResponse(StreamingResponse):
+    """Server-sent events whose generator is closed the moment the response ends.
+
+    When a client hangs up, the server cancels the task that writes the response, which
+    can leave the generator suspended, to be closed whenever it is garbage collected.
+    Closing it here runs its cleanup (stop the engine, free the slot) at once.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes]) -> None:
+        super().__init__(
+            content,
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+        self._events = content
+
+    async def stream_response(self, send: Send) -> None:
+        try:
+            await super().stream_response(send)
+        finally:
+            aclose = getattr(self._events, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+
+
+def usage(finished: Finished) -> dict[str, int]:
+    return {
+        "prompt_tokens": finished.prompt_tokens,
+        "completion_tokens": finished.completion_tokens,
+        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
+    }
+
+
+async def chat_completion_chunks(
+    generation: Generation,
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    request_id: str | None,
+    on_finish: Callable[[str, Finished], Awaitable[None]] | None = None,
+) -> AsyncIterator[bytes]:
+    """The role first, then text as it comes, then finish reason and usage, then [DONE].
+
+    An error after the first chunk can no longer change the status code: it goes into
+    the stream as an `error` event, in the same shape as error bodies.
+    """
+
+    def chunk(delta: dict[str, str], finish: str | None = None, **extra: object) -> bytes:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            **extra,
+        }
+        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    parts: list[str] = []
+    try:
+        async with contextlib.aclosing(generation.events()) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    yield chunk({"content": event.text})
+                elif isinstance(event, Finished):
+                    if on_finish is not None:
+                        await on_finish("".join(parts), event)
+                    yield chunk({}, event.reason, usage=usage(event))
+    except ServiceError as exc:
+        logger.warning("stream failed", extra={"code": exc.code, "reason": exc.message})
+        error = {"code": exc.code, "message": exc.message, "request_id": request_id}
+        yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    except Exception:
+        logger.exception("stream failed")
+        error = {"code": "internal_error", "message": "internal error", "request_id": request_id}
+        yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"

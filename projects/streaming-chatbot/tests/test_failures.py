@@ -1,0 +1,222 @@
+"""Limits and failures: every one gets its status code and a JSON error, and nothing hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from streaming_chatbot.app import create_app
+from streaming_chatbot.limits import MemoryTokenBucket
+from streaming_chatbot.settings import Settings
+from tests.conftest import MODEL_NAME, chat_body
+from tests.live_server import serve
+from tests.upstreams import stalling_upstream
+
+
+def error_code(response: httpx.Response) -> str:
+    assert response.headers["content-type"].startswith("application/json"), response.text
+    return str(response.json()["error"]["code"])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": MODEL_NAME},
+        {"model": MODEL_NAME, "messages": []},
+        {"model": MODEL_NAME, "messages": [{"role": "robot", "content": "hi"}]},
+        {"model": MODEL_NAME, "messages": [{"role": "user"}]},
+        {"model": MODEL_NAME, "messages": [{"role": "user", "content": 42}]},
+        {"model": MODEL_NAME, "messages": [{"role": "user", "content": [{"type": "image"}]}]},
+        {"model": MODEL_NAME, "messages": "hello"},
+        {**chat_body("hi"), "temperature": 3},
+        {**chat_body("hi"), "top_p": 0},
+        {**chat_body("hi"), "max_tokens": 0},
+        {**chat_body("hi"), "n": 2},
+        {**chat_body("hi"), "stop": [""]},
+        {**chat_body("hi"), "stop": ["a", "b", "c", "d", "e"]},
+    ],
+    ids=[
+        "no-messages",
+        "empty-messages",
+        "unknown-role",
+        "no-content",
+        "content-not-text",
+        "non-text-part",
+        "messages-not-a-list",
+        "temperature",
+        "top-p",
+        "max-tokens",
+        "n",
+        "empty-stop",
+        "too-many-stops",
+    ],
+)
+def test_malformed_requests_get_422(
+    base_url: str, auth_headers: dict[str, str], body: dict[str, object]
+) -> None:
+    response = httpx.post(base_url + "/v1/chat/completions", json=body, headers=auth_headers)
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+
+
+def test_a_body_that_is_not_json_gets_422(base_url: str, auth_headers: dict[str, str]) -> None:
+    response = httpx.post(
+        base_url + "/v1/chat/completions",
+        content=b"{not json",
+        headers={**auth_headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert error_code(response) == "invalid_request"
+
+
+def test_an_unknown_model_gets_404(base_url: str, auth_headers: dict[str, str]) -> None:
+    body = {**chat_body("hi"), "model": "gpt-17"}
+    response = httpx.post(base_url + "/v1/chat/completions", json=body, headers=auth_headers)
+    assert response.status_code == 404
+    assert error_code(response) == "model_not_found"
+    assert MODEL_NAME in response.json()["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def small_context_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    with serve(create_app(make_settings(max_context_tokens=64))) as url:
+        yield url
+
+
+def test_a_prompt_longer_than_the_context_gets_400_with_counts(
+    small_context_url: str, auth_headers: dict[str, str]
+) -> None:
+    body = chat_body("tell me about the sea " * 40, stream=True)
+    response = httpx.post(
+        small_context_url + "/v1/chat/completions", json=body, headers=auth_headers
+    )
+    assert response.status_code == 400
+    assert error_code(response) == "context_length_exceeded"
+    details = response.json()["error"]["details"]
+    assert details["prompt_tokens"] > 64
+    assert details["max_context_tokens"] == 64
+    assert str(details["prompt_tokens"]) in response.json()["error"]["message"]
+
+
+def test_max_tokens_past_the_context_gets_400(
+    small_context_url: str, auth_headers: dict[str, str]
+) -> None:
+    body = chat_body("hi", max_tokens=60)
+    response = httpx.post(
+        small_context_url + "/v1/chat/completions", json=body, headers=auth_headers
+    )
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert details["max_tokens"] == 60
+    assert details["prompt_tokens"] + 60 > 64
+
+
+def test_streams_beyond_the_replica_limit_get_429_with_retry_after(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> None:
+    long_body = chat_body("Write a long story.", max_tokens=400, ignore_eos=True, stream=True)
+    with serve(create_app(make_settings(max_concurrent_streams=1))) as url:
+        with httpx.stream(
+            "POST", url + "/v1/chat/completions", json=long_body, headers=auth_headers, timeout=60
+        ) as first:
+            assert first.status_code == 200
+            lines = first.iter_lines()  # kept alive: dropping it would close the stream
+            next(lines)  # the stream is open and holds the only slot
+            second = httpx.post(
+                url + "/v1/chat/completions",
+                json=chat_body("hi", max_tokens=2),
+                headers=auth_headers,
+            )
+            assert second.status_code == 429
+            assert error_code(second) == "too_many_streams"
+            assert int(second.headers["Retry-After"]) >= 1
+        # The slot comes back when the first client leaves.
+        deadline = time.monotonic() + 5
+        while True:
+            third = httpx.post(
+                url + "/v1/chat/completions",
+                json=chat_body("hi", max_tokens=2),
+                headers=auth_headers,
+                timeout=60,
+            )
+            if third.status_code == 200 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert third.status_code == 200
+
+
+def test_the_rate_limit_answers_429_with_retry_after(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> None:
+    settings = make_settings(rate_limit_rps=0.2, rate_limit_burst=2)
+    with serve(create_app(settings)) as url:
+        body = chat_body("hi", max_tokens=1)
+        statuses = [
+            httpx.post(url + "/v1/chat/completions", json=body, headers=auth_headers, timeout=60)
+            for _ in range(3)
+        ]
+        assert [r.status_code for r in statuses] == [200, 200, 429]
+        assert error_code(statuses[2]) == "rate_limited"
+        assert 1 <= int(statuses[2].headers["Retry-After"]) <= 5
+        metrics = httpx.get(url + "/metrics").text
+        assert 'llm_rejected_total{reason="rate_limited"} 1.0' in metrics
+
+
+def test_token_buckets_are_per_client_and_refill() -> None:
+    bucket = MemoryTokenBucket(rate=10.0, burst=2)
+    take = lambda key: asyncio.run(bucket.wait_time(key))  # noqa: E731
+    assert [take("a"), take("a")] == [0.0, 0.0]
+    assert 0 < take("a") <= 0.1
+    assert take("b") == 0.0
+    time.sleep(0.15)
+    assert take("a") == 0.0
+
+
+def test_a_stalled_engine_gets_504_after_the_first_token_timeout(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> None:
+    with stalling_upstream() as upstream:
+        settings = make_settings(engine="vllm", vllm_url=upstream, first_token_timeout_s=1.0)
+        with serve(create_app(settings)) as url:
+            for stream in (False, True):
+                started = time.monotonic()
+                response = httpx.post(
+                    url + "/v1/chat/completions",
+                    json=chat_body("hi", stream=stream),
+                    headers=auth_headers,
+                    timeout=10,
+                )
+                elapsed = time.monotonic() - started
+                assert response.status_code == 504
+                assert error_code(response) == "first_token_timeout"
+                assert 1.0 <= elapsed < 3.0
+            metrics = httpx.get(url + "/metrics").text
+            assert 'llm_cancellations_total{reason="timeout"} 2.0' in metrics
+            assert "llm_active_streams 0.0" in metrics
+
+
+def test_an_engine_that_went_away_gets_503_within_two_seconds(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> None:
+    with contextlib.ExitStack() as upstream_running:
+        upstream = upstream_running.enter_context(stalling_upstream())
+        settings = make_settings(engine="vllm", vllm_url=upstream)
+        with serve(create_app(settings)) as url:
+            upstream_running.close()  # the engine goes away under a ready gateway
+            for stream in (False, True):
+                started = time.monotonic()
+                response = httpx.post(
+                    url + "/v1/chat/completions",
+                    json=chat_body("hi", stream=stream),
+                    headers=auth_headers,
+                    timeout=10,
+                )
+                assert time.monotonic() - started < 2.0
+                assert response.status_code == 503
+                assert error_code(response) == "upstream_unavailable"
+                assert response.headers["Retry-After"] == "1"
