@@ -12,6 +12,7 @@ early leaves the history as it was.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -97,7 +98,7 @@ async def send_message(conversation_id: str, body: UserTurn, request: Request) -
         user = ConversationMessage(role="user", content=body.content)
         history = [m.model_dump() for m in [*conversation.messages, user]]
         reserve = body.token_limit() or settings.default_max_tokens
-        _, prompt_ids = fit_history(runtime.llm, history, reserve)
+        _, prompt_ids = await asyncio.to_thread(fit_history, runtime.llm, history, reserve)
         max_tokens = runtime.llm.budget(len(prompt_ids), body.token_limit())
         request_id = request_id_of(request) or "unknown"
         generation = await runtime.llm.open(

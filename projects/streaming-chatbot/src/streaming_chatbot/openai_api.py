@@ -86,7 +86,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
         )
     await runtime.check_rate(client_key(request))
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
-    prompt_ids = runtime.llm.prompt_ids(messages)
+    prompt_ids = await runtime.llm.count(messages)
     max_tokens = runtime.llm.budget(len(prompt_ids), body.token_limit())
     request_id = request_id_of(request) or "unknown"
     generation = await runtime.llm.open(

@@ -95,15 +95,16 @@ class EmbeddedEngine:
         if self.tokenizer.eos_token_id is not None:
             ids.append(self.tokenizer.eos_token_id)
         self._eos = frozenset(i for i in ids if i is not None)
-        # One short generation pays for lazy initialisation before the first request.
-        warmup = _Job(
-            GenerationRequest("warmup", self.tokenizer.encode("Hello"), SamplingParams(4)),
-            asyncio.new_event_loop(),
-        )
-        try:
-            self._decode(warmup)
-        finally:
-            warmup.loop.close()
+        # Short generations pay for lazy initialisation before the first request does.
+        for _ in range(self.settings.warmup_iterations):
+            warmup = _Job(
+                GenerationRequest("warmup", self.tokenizer.encode("Hello"), SamplingParams(4)),
+                asyncio.new_event_loop(),
+            )
+            try:
+                self._decode(warmup)
+            finally:
+                warmup.loop.close()
         logger.info("embedded engine ready", extra={"device": str(self._device)})
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
