@@ -231,7 +231,7 @@ def test_autoscaling_on_cpu_and_queue_depth_or_keda() -> None:
     metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
     assert metrics["Resource"]["resource"]["name"] == "cpu"
     assert metrics["Pods"]["pods"]["metric"]["name"] == "inference_queue_depth"
-    fixed = render({"autoscaling": {"enabled": False}})
+    fixed = render(VALUE_SETS["autoscaling-off"])
     assert by_kind(fixed, "HorizontalPodAutoscaler") == []
     assert by_kind(fixed, "Deployment")[0]["spec"]["replicas"] == values()["replicaCount"]
     keda = render(VALUE_SETS["keda"])
