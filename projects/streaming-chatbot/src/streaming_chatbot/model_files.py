@@ -66,6 +66,9 @@ def prepare_model(output: Path, gguf: Path | None = None) -> PreparedModel:
     output.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(output)
     model.save_pretrained(output)
+    for written in output.iterdir():
+        # The weights are written owner-only; a server running as another user reads them.
+        written.chmod(0o644)
     manifest.write_text(
         json.dumps({"source": source.name, "source_sha256": digest}, indent=2) + "\n"
     )
