@@ -220,3 +220,22 @@ def test_an_engine_that_went_away_gets_503_within_two_seconds(
                 assert response.status_code == 503
                 assert error_code(response) == "upstream_unavailable"
                 assert response.headers["Retry-After"] == "1"
+
+
+@pytest.mark.vllm
+def test_a_request_vllm_refuses_gets_its_400(
+    make_settings: Callable[..., Settings],
+    auth_headers: dict[str, str],
+    request: pytest.FixtureRequest,
+) -> None:
+    # The gateway believes in a longer context than the real vLLM serves (2048 tokens).
+    vllm_url = request.getfixturevalue("vllm_url")
+    settings = make_settings(engine="vllm", vllm_url=vllm_url, max_context_tokens=8192)
+    with serve(create_app(settings)) as url:
+        body = chat_body("tell me about the sea " * 600, max_tokens=16)
+        response = httpx.post(
+            url + "/v1/chat/completions", json=body, headers=auth_headers, timeout=60
+        )
+        assert response.status_code == 400
+        assert error_code(response) == "upstream_rejected"
+        assert "maximum context length" in response.json()["error"]["message"]

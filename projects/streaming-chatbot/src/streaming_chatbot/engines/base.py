@@ -65,6 +65,13 @@ class UpstreamError(ServiceError):
     code = "upstream_error"
 
 
+class UpstreamRejected(ServiceError):
+    """The engine refused the request as invalid: the client's to fix."""
+
+    status_code = HTTPStatus.BAD_REQUEST
+    code = "upstream_rejected"
+
+
 class FirstTokenTimeout(ServiceError):
     status_code = HTTPStatus.GATEWAY_TIMEOUT
     code = "first_token_timeout"

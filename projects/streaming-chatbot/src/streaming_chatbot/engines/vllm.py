@@ -23,6 +23,7 @@ from streaming_chatbot.engines.base import (
     GenerationRequest,
     TextDelta,
     UpstreamError,
+    UpstreamRejected,
 )
 from streaming_chatbot.errors import Overloaded, UpstreamUnavailable
 from streaming_chatbot.settings import Settings
@@ -163,4 +164,8 @@ async def _upstream_failure(response: httpx.Response) -> Exception:
         message = detail
     if response.status_code in (429, 503):
         return Overloaded(f"vLLM is overloaded: {message}")
+    if response.status_code == 400:
+        # The gateway checks lengths itself; this is vLLM's own limit (a max_model_len set
+        # lower than APP_MAX_CONTEXT_TOKENS, say), and the client's to act on.
+        return UpstreamRejected(f"vLLM rejected the request: {message}")
     return UpstreamError(f"vLLM answered {response.status_code}: {message}")
