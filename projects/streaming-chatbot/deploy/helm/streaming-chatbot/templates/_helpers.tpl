@@ -138,4 +138,3 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- printf "%s:%s" .Values.redis.image.repository .Values.redis.image.tag }}
 {{- end }}
 {{- end }}
-
