@@ -330,4 +330,9 @@ def bench(session: nox.Session) -> None:
     # A GPU run needs a CUDA build of torch (TORCH_SPEC, default: PyPI's torch).
     torch_spec = os.environ.get("TORCH_SPEC", "torch") if gpu else TORCH_CPU
     _install(session, torch_spec, "-r", "benchmarks/requirements.txt", *str(needed).splitlines())
-    session.run("python", "-m", "benchmarks", *session.posargs)
+    env: dict[str, str] = {}
+    if CHATBOT in session.posargs:
+        # The chatbot's suite runs a real vLLM server (the same venv `nox -s vllm` uses) and
+        # the demo model folder its tests convert once and keep.
+        env = {"VLLM_PYTHON": _vllm_venv(session), **_install_demo_model(session, [CHATBOT])}
+    session.run("python", "-m", "benchmarks", *session.posargs, env=env)

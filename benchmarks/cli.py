@@ -29,10 +29,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("kind", help="the project kind, e.g. image-classification")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
-    parser.add_argument("--concurrency", type=_levels, default=[1, 4, 16, 32, 64])
+    parser.add_argument(
+        "--concurrency", type=_levels, help="levels (default: the kind's; 1,4,16,32,64)"
+    )
     parser.add_argument("--repetitions", type=int, default=3)
-    parser.add_argument("--warmup", type=float, default=1.5, help="seconds not counted per cell")
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per cell")
+    parser.add_argument(
+        "--warmup", type=float, help="seconds not counted per cell (default: the kind's; 1.5)"
+    )
+    parser.add_argument(
+        "--duration", type=float, help="seconds measured per cell (default: the kind's; 5)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads, every contender")
     parser.add_argument("--contenders", help="comma-separated subset (default: all)")
     parser.add_argument(
@@ -56,12 +62,6 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     module = importlib.import_module(f"benchmarks.{args.kind.replace('-', '_')}")
     out = args.out or RESULTS / args.kind / args.device
-    options = RunOptions(
-        concurrencies=args.concurrency,
-        repetitions=args.repetitions,
-        warmup_s=args.warmup,
-        duration_s=args.duration,
-    )
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     description = machine.describe()
@@ -72,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
             suite_options["contenders"] = args.contenders.split(",")
         print(f"preparing {args.kind} in {workdir}", flush=True)
         suite = module.build(workdir, args.device, suite_options)
+        warmup = suite.warmup_s if args.warmup is None else args.warmup
+        options = RunOptions(
+            concurrencies=args.concurrency or list(suite.concurrencies),
+            repetitions=args.repetitions,
+            warmup_s=warmup,
+            duration_s=suite.duration_s if args.duration is None else args.duration,
+            ramp_s=min(suite.ramp_s, 0.8 * warmup),
+        )
         log_dir = workdir / "logs"
         log_dir.mkdir()
         measured = run(suite, options, log_dir)
@@ -90,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
             for c in suite.contenders
         ],
         "figures": [dataclasses.asdict(f) for f in suite.figures],
+        "columns": [list(column) for column in suite.columns],
+        "levels": {c.name: list(c.levels) for c in suite.contenders if c.levels is not None},
         "limit_description": suite.limit_description,
         "notes": list(suite.notes),
         **measured,

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -31,6 +32,41 @@ class RequestSpec:
     method: str = "POST"
 
 
+class RequestFailed(Exception):
+    """Raised by an exchange for an answer that does not count: its kind is recorded."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+
+
+# One request and its whole answer. Returns what the suite measures beside the latency
+# (time.perf_counter() values and counts, e.g. when the first token came); raises
+# RequestFailed or httpx.HTTPError for a failure.
+Exchange = Callable[[httpx.AsyncClient, RequestSpec], Awaitable[Mapping[str, Any]]]
+
+
+async def plain_exchange(client: httpx.AsyncClient, spec: RequestSpec) -> Mapping[str, Any]:
+    """Send, read the whole body, expect 200: what a request/response service does."""
+    response = await client.request(
+        spec.method, spec.path, content=spec.content, headers=spec.headers
+    )
+    await response.aread()
+    if response.status_code != 200:
+        raise RequestFailed(f"http_{response.status_code}")
+    return {}
+
+
+@dataclass(frozen=True)
+class Record:
+    """One request: when it was sent and finished, what went wrong, what else was measured."""
+
+    sent: float
+    finished: float
+    error: str | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class LoadResult:
     window_start: float  # time.perf_counter() values
@@ -38,6 +74,8 @@ class LoadResult:
     latencies_s: list[float]
     errors: int
     error_kinds: dict[str, int]
+    # Every successful request, inside the window or not (a stream may straddle it).
+    successes: list[Record] = field(default_factory=list)
 
     @property
     def window_s(self) -> float:
@@ -59,8 +97,14 @@ async def closed_loop(
     duration_s: float,
     timeout_s: float = 60.0,
     on_window: Callable[[float, float], None] | None = None,
+    exchange: Exchange = plain_exchange,
+    ramp_s: float = 0.0,
 ) -> LoadResult:
-    """Runs `concurrency` clients for warmup_s + duration_s; client i starts at payload i."""
+    """Runs `concurrency` clients for warmup_s + duration_s; client i starts at payload i,
+    `ramp_s * i / concurrency` seconds in (within the warm-up), so that clients whose
+    requests all take as long (streams of a fixed length) do not stay in lock-step."""
+    if ramp_s < 0 or (ramp_s > 0 and ramp_s >= warmup_s):
+        raise ValueError("the ramp must end inside the warm-up")
     check_local(base_url)
     if concurrency < 1 or not requests:
         raise ValueError("need at least one client and one request")
@@ -69,29 +113,27 @@ async def closed_loop(
     window_end = window_start + duration_s
     if on_window is not None:
         on_window(window_start, window_end)
-    records: list[tuple[float, float, str | None]] = []  # (finished, latency, error)
+    records: list[Record] = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     timeout = httpx.Timeout(timeout_s)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
 
         async def one_client(index: int) -> None:
+            await asyncio.sleep(ramp_s * index / concurrency)
             for n in range(MAX_REQUESTS_PER_CLIENT):
                 if time.perf_counter() >= window_end:
                     return
                 spec = requests[(index + n * concurrency) % len(requests)]
                 sent = time.perf_counter()
                 error: str | None = None
+                extra: Mapping[str, Any] = {}
                 try:
-                    response = await client.request(
-                        spec.method, spec.path, content=spec.content, headers=spec.headers
-                    )
-                    await response.aread()
-                    if response.status_code != 200:
-                        error = f"http_{response.status_code}"
+                    extra = await exchange(client, spec)
+                except RequestFailed as exc:
+                    error = exc.kind
                 except httpx.HTTPError as exc:
                     error = type(exc).__name__
-                finished = time.perf_counter()
-                records.append((finished, finished - sent, error))
+                records.append(Record(sent, time.perf_counter(), error, extra))
                 if error is not None and error.startswith(("Connect", "RemoteProtocol")):
                     await asyncio.sleep(0.05)  # a refused connection must not spin
 
@@ -104,13 +146,18 @@ async def closed_loop(
         for task in done:
             if task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
-    return summarise(records, window_start, window_end)
+    result = summarise(
+        [(r.finished, r.finished - r.sent, r.error) for r in records], window_start, window_end
+    )
+    result.successes = [record for record in records if record.error is None]
+    return result
 
 
 def summarise(
     records: Sequence[tuple[float, float, str | None]], window_start: float, window_end: float
 ) -> LoadResult:
-    """Keeps what finished inside the window: latencies of successes, a count of errors."""
+    """Keeps what finished inside the window: latencies of successes, a count of errors.
+    Each record is (finished, latency, error)."""
     latencies: list[float] = []
     kinds: dict[str, int] = {}
     for finished, latency, error in records:

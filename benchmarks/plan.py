@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -14,11 +14,15 @@ class Cell:
 
 
 def interleaved(
-    contenders: Sequence[str], concurrencies: Sequence[int], repetitions: int
+    contenders: Sequence[str],
+    concurrencies: Sequence[int],
+    repetitions: int,
+    levels: Mapping[str, Sequence[int]] | None = None,
 ) -> list[Cell]:
     """Each repetition sweeps every concurrency, running all contenders back to back (A B C,
     then A B C at the next level, ...). The contenders' order rotates by one each repetition,
-    so no contender always runs first, right after a change of load."""
+    so no contender always runs first, right after a change of load. `levels` limits a
+    contender to some concurrency levels (a contender not in it runs at all)."""
     if not contenders or not concurrencies or repetitions < 1:
         return []
     cells = []
@@ -26,5 +30,9 @@ def interleaved(
         shift = repetition % len(contenders)
         order = [*contenders[shift:], *contenders[:shift]]
         for concurrency in concurrencies:
-            cells += [Cell(repetition, concurrency, name) for name in order]
+            cells += [
+                Cell(repetition, concurrency, name)
+                for name in order
+                if levels is None or name not in levels or concurrency in levels[name]
+            ]
     return cells

@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                 concurrency=args.concurrency,
                 warmup_s=3.0,
                 duration_s=args.seconds + 2,
+                exchange=contender.exchange,
+                ramp_s=min(suite.ramp_s, 2.0),
             )
             command = [py_spy, "record", "--pid", str(target.pid), "--threads", "--idle"]
             command += ["--nonblocking", "--rate", "50", "--format", "raw", "-o", str(raw)]

@@ -21,6 +21,17 @@ METRICS = (
 )
 
 
+# What streaming cells add (stats.stream_metrics); a suite picks its columns among them.
+STREAM_METRICS = (
+    "ttft_p50_ms",
+    "ttft_p95_ms",
+    "ttft_p99_ms",
+    "output_tokens_per_s",
+    "stream_tokens_per_s",
+    "streams_started",
+)
+
+
 def summarise(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """summary[contender][concurrency][metric] = median, min, max over repetitions."""
     grouped: dict[str, dict[str, list[Mapping[str, Any]]]] = {}
@@ -33,6 +44,7 @@ def summarise(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[st
         "client_cpu_s_per_request",
         "machine_busy_cores",
         "foreign_cores",
+        *STREAM_METRICS,
     }
     return {
         contender: {
@@ -97,7 +109,8 @@ def markdown(results: Mapping[str, Any]) -> str:
     for target in results["targets"]:
         met = {True: "yes", False: "**MISSED**", None: "not measured"}[target["passed"]]
         lines.append(f"| {target['text']} | {target['measured']} | {met} |")
-    header = ["concurrency", "contender", *(f"{label}" for _, label, _ in METRICS)]
+    metrics = [METRICS[0], *[tuple(column) for column in results.get("columns", [])], *METRICS[1:]]
+    header = ["concurrency", "contender", *(f"{label}" for _, label, _ in metrics)]
     header[2] = f"throughput ({unit})"
     lines += [
         "",
@@ -111,7 +124,9 @@ def markdown(results: Mapping[str, Any]) -> str:
             cell = summary.get(name, {}).get(str(level))
             if cell is None:
                 continue
-            values = [_number(cell[metric], fmt) for metric, _, fmt in METRICS]
+            values = [
+                _number(cell[metric], fmt) if metric in cell else "-" for metric, _, fmt in metrics
+            ]
             lines.append(f"| {level} | {name} | " + " | ".join(values) + " |")
     lines += ["", "## Contenders", ""]
     for contender in results["contenders"]:

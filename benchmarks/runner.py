@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from benchmarks import processes, stats
-from benchmarks.loadgen import closed_loop
+from benchmarks.loadgen import Record, closed_loop
 from benchmarks.plan import interleaved
 from benchmarks.processes import ProcessTree
 from benchmarks.suite import Contender, Suite
@@ -30,6 +30,7 @@ class RunOptions:
     warmup_s: float
     duration_s: float
     request_timeout_s: float = 60.0
+    ramp_s: float = 0.0  # clients start spread over this many seconds of the warm-up
 
 
 def run(suite: Suite, options: RunOptions, log_dir: Path) -> dict[str, Any]:
@@ -85,15 +86,20 @@ async def _check_agreement(
                     )
                 labels.append(contender.top_label(response))
             answers[contender.name] = labels
-    reference = next(iter(answers.values()))
-    for name, labels in answers.items():
-        same = all(
-            label == ref_label and abs(score - ref_score) <= tolerance
-            for (label, score), (ref_label, ref_score) in zip(labels, reference, strict=True)
-        )
-        if not same:
-            raise RuntimeError(f"{name} disagrees on the best labels: {labels} vs {reference}")
-    print(f"all contenders agree on the best labels and scores: {reference}", flush=True)
+    groups: dict[str, list[str]] = {}
+    for contender in contenders:
+        groups.setdefault(contender.agreement_group, []).append(contender.name)
+    for names in groups.values():
+        reference = answers[names[0]]
+        for name in names[1:]:
+            labels = answers[name]
+            same = all(
+                label == ref_label and abs(score - ref_score) <= tolerance
+                for (label, score), (ref_label, ref_score) in zip(labels, reference, strict=True)
+            )
+            if not same:
+                raise RuntimeError(f"{name} disagrees with {names[0]}: {labels} vs {reference}")
+        print(f"{', '.join(names)} agree on every answer: {reference}", flush=True)
     return answers
 
 
@@ -111,7 +117,8 @@ async def _drive(
     suite: Suite, options: RunOptions, trees: Mapping[str, ProcessTree]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     contenders = {c.name: c for c in suite.contenders}
-    plan = interleaved(list(contenders), options.concurrencies, options.repetitions)
+    levels = {c.name: c.levels for c in suite.contenders if c.levels is not None}
+    plan = interleaved(list(contenders), options.concurrencies, options.repetitions, levels)
     cells: list[dict[str, Any]] = []
     limits: list[dict[str, Any]] = []
     repetition = -1
@@ -146,8 +153,14 @@ async def _drive(
                 "loadavg": os.getloadavg(),
             }
         )
+        streaming = (
+            f"ttft p50 {metrics['ttft_p50_ms']:7.1f} p99 {metrics['ttft_p99_ms']:7.1f} ms  "
+            f"{metrics['output_tokens_per_s']:6.1f} tok/s  "
+            if contender.streaming
+            else ""
+        )
         print(
-            f"[rep {cell.repetition}] c={cell.concurrency:<3} {cell.contender:<16} "
+            f"[rep {cell.repetition}] c={cell.concurrency:<3} {cell.contender:<16} {streaming}"
             f"{metrics['throughput_rps']:7.1f} req/s  p50 {metrics['p50_ms']:7.1f} ms  "
             f"p99 {metrics['p99_ms']:7.1f} ms  errors {metrics['errors']}  "
             f"cpu/req {metrics['cpu_s_per_request']:.3f} s  foreign {metrics['foreign_cores']:.2f}",
@@ -193,6 +206,8 @@ async def _measure(
             duration_s=options.duration_s,
             timeout_s=options.request_timeout_s,
             on_window=on_window,
+            exchange=contender.exchange,
+            ramp_s=options.ramp_s,
         )
     finally:
         if not sampler.done():
@@ -206,4 +221,18 @@ async def _measure(
         peak_rss_bytes=int(usage["peak_rss"]),
         client_cpu_s=usage.get("client_cpu", math.nan),
         machine_busy_cores=usage.get("busy", math.nan),
+        streams=_streams(result.successes) if contender.streaming else None,
+        window_start=result.window_start,
     )
+
+
+def _streams(records: Sequence[Record]) -> list[stats.Stream]:
+    return [
+        stats.Stream(
+            sent=r.sent,
+            first_token=float(r.extra["first_token"]),
+            finished=r.finished,
+            output_tokens=int(r.extra["output_tokens"]),
+        )
+        for r in records
+    ]

@@ -46,12 +46,63 @@ class CellMeasurement:
     peak_rss_bytes: int = 0
     client_cpu_s: float = math.nan
     machine_busy_cores: float = math.nan  # every process on the machine, averaged
+    # Streaming kinds only: every successful stream, inside the window or not, and the
+    # window's start (time.perf_counter()); see stream_metrics.
+    streams: list[Stream] | None = None
+    window_start: float = math.nan
+
+
+@dataclass(frozen=True)
+class Stream:
+    """One streamed answer, in time.perf_counter() values."""
+
+    sent: float
+    first_token: float  # the first chunk with text
+    finished: float
+    output_tokens: int
+
+
+def stream_metrics(streams: Sequence[Stream], start: float, end: float) -> dict[str, float]:
+    """Time to first token of the streams whose first token came inside the window, and
+    output tokens/s over the window: each stream's tokens spread evenly from its first token
+    to its end, and the part inside the window counted, so a stream that straddles the
+    window's edge counts for the share it produced inside it."""
+    ttft = [s.first_token - s.sent for s in streams if start <= s.first_token <= end]
+    tokens = 0.0
+    rates = []
+    for s in streams:
+        span = s.finished - s.first_token
+        if span <= 0 or s.output_tokens <= 1:
+            tokens += s.output_tokens if start <= s.first_token <= end else 0
+            continue
+        # The first token at first_token, the other n-1 spread evenly after it.
+        inside = max(0.0, min(end, s.finished) - max(start, s.first_token))
+        tokens += (s.output_tokens - 1) * inside / span
+        tokens += 1 if start <= s.first_token <= end else 0
+        if start <= s.finished <= end:
+            rates.append((s.output_tokens - 1) / span)
+    window = end - start
+    return {
+        "ttft_p50_ms": percentile(ttft, 50) * 1000,
+        "ttft_p95_ms": percentile(ttft, 95) * 1000,
+        "ttft_p99_ms": percentile(ttft, 99) * 1000,
+        "output_tokens_per_s": tokens / window if window > 0 else math.nan,
+        # Decode speed one client sees, after its first token (median over streams).
+        "stream_tokens_per_s": percentile(rates, 50),
+        "streams_started": float(len(ttft)),
+    }
 
 
 def cell_metrics(cell: CellMeasurement) -> dict[str, float]:
     completed = len(cell.latencies_s)
     total = completed + cell.errors
+    streaming = (
+        {}
+        if cell.streams is None
+        else stream_metrics(cell.streams, cell.window_start, cell.window_start + cell.window_s)
+    )
     return {
+        **streaming,
         "throughput_rps": completed / cell.window_s if cell.window_s > 0 else math.nan,
         "p50_ms": percentile(cell.latencies_s, 50) * 1000,
         "p95_ms": percentile(cell.latencies_s, 95) * 1000,

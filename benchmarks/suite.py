@@ -2,8 +2,10 @@
 
 A kind adds `benchmarks/<kind with underscores>/__init__.py` with a `build(workdir,
 device, options)` that returns a Suite. Streaming kinds add their own metrics to the
-cells (tokens/s, time to first token) by giving the Contender a `measure` of their own and
-naming the figures to chart; the runner, plan, statistics and report stay as they are.
+cells (tokens/s, time to first token) by giving the Contender an `exchange` that reads the
+stream and reports when its first token came and how many tokens it carried (see
+benchmarks/streaming.py), and name the figures to chart; the runner, plan and report
+stay as they are.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.loadgen import RequestSpec
+from benchmarks.loadgen import Exchange, RequestSpec, plain_exchange
 from benchmarks.processes import ServerSpec
 
 # results["summary"][contender][str(concurrency)][metric] -> {"median", "min", "max", "n"}
@@ -31,6 +33,15 @@ class Contender:
     # A response's best label and its probability: every contender must give the same.
     top_label: Callable[[httpx.Response], tuple[str, float]]
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # How one request is sent and its answer read under load: plain_exchange reads a whole
+    # response; a streaming exchange returns {"first_token": t, "output_tokens": n}.
+    exchange: Exchange = plain_exchange
+    streaming: bool = False
+    # The concurrency levels this contender runs at (None: every level of the run).
+    levels: Sequence[int] | None = None
+    # Contenders must agree on top_label with the others of their group (same model and
+    # numerics); different groups are separate comparisons in one run.
+    agreement_group: str = ""
 
 
 @dataclass
@@ -68,3 +79,10 @@ class Suite:
     limit_description: str = ""
     notes: Sequence[str] = ()
     settings: Mapping[str, Any] = field(default_factory=dict)
+    # The run's defaults for this kind; the command line overrides them.
+    concurrencies: Sequence[int] = (1, 4, 16, 32, 64)
+    warmup_s: float = 1.5
+    duration_s: float = 5.0
+    ramp_s: float = 0.0  # start the clients spread over this part of the warm-up
+    # Extra columns of the cells table: (metric, header, format), after the throughput.
+    columns: Sequence[tuple[str, str, str]] = ()
