@@ -121,12 +121,14 @@ class VllmEngine:
             response = await self._client.send(request_, stream=True)
             if response.status_code != 200:
                 raise await _upstream_failure(response)
+            # Read to the end of the body, past [DONE]: a response closed early takes its
+            # connection with it, and the next request would pay for a new one.
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
                     continue
                 data = line[5:].strip()
                 if data == "[DONE]":
-                    break
+                    continue
                 chunk = json.loads(data)
                 if "error" in chunk:
                     raise UpstreamError(f"vLLM failed mid-stream: {chunk['error']}")
