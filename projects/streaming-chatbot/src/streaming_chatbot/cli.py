@@ -136,12 +136,7 @@ def _ask(base_url: str, question: str, api_key: str | None) -> int:
         if response.status_code != 200:
             print(response.read().decode(), file=sys.stderr)
             return 1
-        for line in response.iter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            chunk = json.loads(line[6:])
-            for choice in chunk.get("choices", []):
-                print(choice["delta"].get("content", ""), end="", flush=True)
+        _print_stream(response)
     print()
     return 0
 
@@ -162,9 +157,14 @@ def _chat(base_url: str, api_key: str | None) -> int:
                 if response.status_code != 200:
                     print(response.read().decode(), file=sys.stderr)
                     continue
-                for line in response.iter_lines():
-                    if line.startswith("data: {"):
-                        for choice in json.loads(line[6:]).get("choices", []):
-                            print(choice["delta"].get("content", ""), end="", flush=True)
+                _print_stream(response)
             print()
     return 0
+
+
+def _print_stream(response: httpx.Response) -> None:
+    """Prints the text of a streamed chat completion as it arrives."""
+    for line in response.iter_lines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices", []):
+                print(choice["delta"].get("content", ""), end="", flush=True)

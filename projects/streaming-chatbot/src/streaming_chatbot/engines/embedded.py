@@ -37,11 +37,13 @@ logger = logging.getLogger(__name__)
 @dataclass
 class _Job:
     request: GenerationRequest
-    loop: asyncio.AbstractEventLoop
+    loop: asyncio.AbstractEventLoop | None  # None: nobody listens (the warm-up)
     events: asyncio.Queue[EngineEvent | BaseException] = field(default_factory=asyncio.Queue)
     cancelled: threading.Event = field(default_factory=threading.Event)
 
     def emit(self, event: EngineEvent | BaseException) -> None:
+        if self.loop is None:
+            return
         with contextlib.suppress(RuntimeError):  # the loop closed: nobody is listening
             self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
@@ -97,14 +99,8 @@ class EmbeddedEngine:
         self._eos = frozenset(i for i in ids if i is not None)
         # Short generations pay for lazy initialisation before the first request does.
         for _ in range(self.settings.warmup_iterations):
-            warmup = _Job(
-                GenerationRequest("warmup", self.tokenizer.encode("Hello"), SamplingParams(4)),
-                asyncio.new_event_loop(),
-            )
-            try:
-                self._decode(warmup)
-            finally:
-                warmup.loop.close()
+            request = GenerationRequest("warmup", self.tokenizer.encode("Hello"), SamplingParams(4))
+            self._decode(_Job(request, loop=None))
         logger.info("embedded engine ready", extra={"device": str(self._device)})
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[EngineEvent]:
