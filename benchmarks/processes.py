@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -195,3 +196,22 @@ def machine_busy_seconds() -> float:
 def own_cpu_seconds() -> float:
     times = psutil.Process().cpu_times()
     return times.user + times.system
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def run_python(*args: str, env: Mapping[str, str] | None = None, timeout_s: float = 600.0) -> str:
+    """Runs this Python with `args` from the repository root; its stdout, or RuntimeError."""
+    result = subprocess.run(
+        [sys.executable, *args],
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY), **(env or {})},
+        cwd=REPOSITORY,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout

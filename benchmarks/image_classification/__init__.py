@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import subprocess
 import sys
 import sysconfig
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ import httpx
 
 from benchmarks.image_classification.payloads import jpeg_payloads
 from benchmarks.loadgen import RequestSpec
-from benchmarks.processes import ServerSpec, free_port
+from benchmarks.processes import ServerSpec, free_port, run_python
 from benchmarks.suite import Contender, Figure, Outcome, Suite, Target
 
 KIND = "image-classification"
@@ -51,7 +50,7 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
 
     renders = _render(workdir / "render")
     model_dir = workdir / "model"
-    _run_python(
+    run_python(
         "-c",
         "import sys; from pathlib import Path; "
         "from benchmarks.image_classification.model import build_checkpoint; "
@@ -60,7 +59,7 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
     )
     model_path = model_dir / "model.pt"
     repository = workdir / "triton-repository"
-    _run_python(
+    run_python(
         "-m",
         "image_classification",
         "export-triton",
@@ -276,7 +275,7 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         contenders = [c for c in contenders if c.name in wanted]
 
     def limit() -> dict[str, Any]:
-        output = _run_python(
+        output = run_python(
             "-m",
             "benchmarks.image_classification.limit",
             "--model",
@@ -287,7 +286,6 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             str(parallel),
             "--device",
             torch_device,
-            capture=True,
             env=common_env,
         )
         return json.loads(output.strip().splitlines()[-1])
@@ -332,23 +330,8 @@ def _render(root: Path) -> dict[str, Path]:
         "render(sys.argv[2], Path(sys.argv[3]) / 'default'); "
         "render(sys.argv[2], Path(sys.argv[3]) / 'triton', {'inference_backend': 'triton'})"
     )
-    _run_python("-c", code, str(ROOT), KIND, str(root))
+    run_python("-c", code, str(ROOT), KIND, str(root))
     return {"default": root / "default", "triton": root / "triton"}
-
-
-def _run_python(*args: str, env: Mapping[str, str] | None = None, capture: bool = False) -> str:
-    result = subprocess.run(
-        [sys.executable, *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout if capture else ""
 
 
 def _json_request(payload: bytes) -> RequestSpec:

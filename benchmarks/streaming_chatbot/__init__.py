@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import RequestSpec
-from benchmarks.processes import ServerSpec, free_port
+from benchmarks.processes import ServerSpec, free_port, run_python
 from benchmarks.streaming import chat_stream, chat_text
 from benchmarks.suite import Contender, Figure, Outcome, Suite, Target
 
@@ -314,7 +313,7 @@ def _render(root: Path) -> Path:
         "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
         "from tests.gallery import render; render(sys.argv[2], Path(sys.argv[3]))"
     )
-    _run_python("-c", code, str(ROOT), KIND, str(root))
+    run_python("-c", code, str(ROOT), KIND, str(root), timeout_s=900.0)
     return root
 
 
@@ -325,29 +324,16 @@ def _model_folder(workdir: Path, render: Path) -> Path:
     folder = Path(cached) if cached else workdir / "model"
     if not (folder / "config.json").is_file():
         print(f"preparing the model in {folder}", flush=True)
-        _run_python(
+        run_python(
             "-m",
             "streaming_chatbot",
             "prepare-model",
             "--output",
             str(folder),
             env={"PYTHONPATH": str(render / "src")},
+            timeout_s=900.0,
         )
     return folder
-
-
-def _run_python(*args: str, env: Mapping[str, str] | None = None) -> None:
-    result = subprocess.run(
-        [sys.executable, *args],
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:3])} failed:\n{result.stdout}\n{result.stderr}")
 
 
 def _paired(results: Mapping[str, Any], metric: str, level: int) -> list[tuple[float, float]]:
