@@ -73,7 +73,13 @@ def test_disconnect_mid_stream_stops_generation_in_the_engine(
         while received < 5:
             if next(lines).startswith("data: {"):
                 received += 1
+        # vLLM publishes its gauges once per engine step, a beat behind the tokens: keep
+        # reading while waiting for the engine to report the generation.
+        deadline = time.monotonic() + 5
         running, _ = engine_numbers(engine, engine_url, request)
+        while running < 1 and time.monotonic() < deadline:
+            next(lines)
+            running, _ = engine_numbers(engine, engine_url, request)
         assert running >= 1, "the generation should be running while we read it"
     # The connection is closed here, with ~1500 tokens still to generate.
 
@@ -83,7 +89,7 @@ def test_disconnect_mid_stream_stops_generation_in_the_engine(
     _, tokens_later = engine_numbers(engine, engine_url, request)
     assert tokens_later == tokens_after_close, "tokens kept coming after the generation stopped"
     produced = tokens_later - tokens_before
-    assert produced < LONG / 2, f"{produced} tokens generated for a client that read 5 chunks"
+    assert produced < LONG / 2, f"{produced} tokens generated for a client that read a few chunks"
 
     assert cancellations(engine_url) == cancelled_before + 1
     assert metric_value(httpx.get(engine_url + "/metrics").text, "llm_active_streams") == 0
