@@ -23,6 +23,7 @@ from fastapi import APIRouter, Request, Response
 
 from streaming_chatbot.engines.base import Finished
 from streaming_chatbot.errors import InvalidInput, ServiceError, request_id_of
+from streaming_chatbot.event_stream import EventStreamResponse
 from streaming_chatbot.history import fit_history
 from streaming_chatbot.openai_api import client_key, completion, runtime_of, sampling
 from streaming_chatbot.schemas import (
@@ -32,7 +33,7 @@ from streaming_chatbot.schemas import (
     NewConversation,
     UserTurn,
 )
-from streaming_chatbot.sse import EventStreamResponse, chat_completion_chunks
+from streaming_chatbot.sse import chat_completion_chunks
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 
 from streaming_chatbot.engines.base import Finished, SamplingParams
 from streaming_chatbot.errors import ServiceError, request_id_of
+from streaming_chatbot.event_stream import EventStreamResponse
 from streaming_chatbot.runtime import ChatRuntime
 from streaming_chatbot.schemas import (
     ChatCompletion,
@@ -23,7 +24,7 @@ from streaming_chatbot.schemas import (
     SamplingFields,
     Usage,
 )
-from streaming_chatbot.sse import EventStreamResponse, chat_completion_chunks, usage
+from streaming_chatbot.sse import chat_completion_chunks, usage
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
