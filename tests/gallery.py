@@ -53,6 +53,16 @@ COMBINATIONS: dict[str, dict[str, dict[str, object]]] = {
             "python_version": "3.12",
         },
     },
+    "rag-qa": {
+        # cpu: the embedded engine and LanceDB; gpu: vLLM
+        "defaults": {},
+        "gpu-auth-no-tracing": {
+            "default_device": "gpu",
+            "api_key_auth": True,
+            "tracing": False,
+            "python_version": "3.12",
+        },
+    },
 }
 
 

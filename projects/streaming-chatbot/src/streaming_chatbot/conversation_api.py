@@ -25,7 +25,7 @@ from streaming_chatbot.engines.base import Finished
 from streaming_chatbot.errors import InvalidInput, ServiceError, request_id_of
 from streaming_chatbot.event_stream import EventStreamResponse
 from streaming_chatbot.history import fit_history
-from streaming_chatbot.openai_api import client_key, completion, runtime_of, sampling
+from streaming_chatbot.openai_api import completion, runtime_of, sampling
 from streaming_chatbot.schemas import (
     ChatCompletion,
     Conversation,
@@ -87,7 +87,7 @@ async def send_message(conversation_id: str, body: UserTurn, request: Request) -
             f"{settings.max_message_chars}",
             code="message_too_long",
         )
-    await runtime.check_rate(client_key(request))
+    await runtime.rate_limit.check(request)
     store = runtime.conversations
     conversation = await store.get(conversation_id)
     if conversation is None:

@@ -6,14 +6,18 @@ client is shared by every replica, updated atomically by a Lua script on Redis's
 
 from __future__ import annotations
 
+import math
 import time
 from collections import OrderedDict
 from http import HTTPStatus
 from typing import Protocol
 
+from fastapi import Request
 from redis.asyncio import Redis
 
 from streaming_chatbot.errors import ServiceError
+from streaming_chatbot.observability import Metrics
+from streaming_chatbot.settings import Settings
 
 
 class RateLimited(ServiceError):
@@ -81,3 +85,40 @@ class RedisTokenBucket:
         keys = [f"{self._prefix}:ratelimit:{key}"]
         wait = await self._script(keys=keys, args=[self.rate, self.burst])
         return float(wait)
+
+
+class ClientRateLimit:
+    """The configured limit (none when `APP_RATE_LIMIT_RPS=0`), checked per client."""
+
+    def __init__(self, settings: Settings, metrics: Metrics, redis: Redis | None) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.limiter: RateLimiter | None = None
+        if settings.rate_limit_rps <= 0:
+            return
+        if redis is not None:
+            self.limiter = RedisTokenBucket(
+                redis, settings.rate_limit_rps, settings.rate_limit_burst, settings.redis_prefix
+            )
+        else:
+            self.limiter = MemoryTokenBucket(settings.rate_limit_rps, settings.rate_limit_burst)
+
+    async def check(self, request: Request) -> None:
+        """Raises RateLimited (429 with Retry-After) when the caller is over its limit."""
+        if self.limiter is None:
+            return
+        wait = await self.limiter.wait_time(client_key(request))
+        if wait > 0:
+            self.metrics.llm_rejected.labels(reason="rate_limited").inc()
+            raise RateLimited(
+                f"rate limit of {self.settings.rate_limit_rps:g} requests/s exceeded",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+
+
+def client_key(request: Request) -> str:
+    """Whom a rate limit applies to: the API key when there is one, else the address."""
+    api_key = request.headers.get("x-api-key")
+    if api_key:
+        return "key:" + api_key
+    return "addr:" + (request.client.host if request.client else "unknown")

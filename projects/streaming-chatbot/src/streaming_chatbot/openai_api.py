@@ -41,14 +41,6 @@ def runtime_of(request: Request) -> ChatRuntime:
     return runtime
 
 
-def client_key(request: Request) -> str:
-    """Whom a rate limit applies to: the API key when there is one, else the address."""
-    api_key = request.headers.get("x-api-key")
-    if api_key:
-        return "key:" + api_key
-    return "addr:" + (request.client.host if request.client else "unknown")
-
-
 def sampling(fields: SamplingFields, max_tokens: int) -> SamplingParams:
     return SamplingParams(
         max_tokens=max_tokens,
@@ -85,7 +77,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
         raise ModelNotFound(
             f"model {body.model!r} is not served here; GET /v1/models lists {settings.model_name!r}"
         )
-    await runtime.check_rate(client_key(request))
+    await runtime.rate_limit.check(request)
     messages = [{"role": m.role, "content": m.text()} for m in body.messages]
     prompt_ids = await runtime.llm.count(messages)
     max_tokens = runtime.llm.budget(len(prompt_ids), body.token_limit())

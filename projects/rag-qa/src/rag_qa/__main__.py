@@ -1,0 +1,3 @@
+from rag_qa.cli import main
+
+raise SystemExit(main())

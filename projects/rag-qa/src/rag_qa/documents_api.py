@@ -1,0 +1,89 @@
+"""Document routes: upload (`POST /v1/documents`), list, read and delete."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from http import HTTPStatus
+
+from fastapi import APIRouter, Query, Request, Response, UploadFile
+
+from rag_qa.documents import InvalidFilename
+from rag_qa.errors import ServiceError
+from rag_qa.runtime import RagRuntime
+from rag_qa.schemas import DOCUMENT_ID, Deleted, Document, DocumentList, IngestResponse
+
+router = APIRouter(prefix="/v1/documents", tags=["documents"])
+
+
+class DocumentNotFound(ServiceError):
+    status_code = HTTPStatus.NOT_FOUND
+    code = "document_not_found"
+
+
+def runtime_of(request: Request) -> RagRuntime:
+    runtime: RagRuntime = request.app.state.runtime
+    return runtime
+
+
+@router.post(
+    "",
+    response_model=IngestResponse,
+    status_code=HTTPStatus.CREATED,
+    summary="Ingest a .txt, .md, .html or .pdf file (multipart field `file`)",
+    responses={200: {"description": "The same text was already stored; nothing was added"}},
+)
+async def upload(request: Request, response: Response, file: UploadFile) -> IngestResponse:
+    runtime = runtime_of(request)
+    runtime.require_ready()
+    if not file.filename:
+        raise InvalidFilename("the upload has no file name")
+    data = await file.read()
+    async with runtime.ingestion_slot():
+        result = await asyncio.to_thread(runtime.ingestor.ingest, file.filename, data)
+    if result.created:
+        await runtime.refresh_store_size()
+    else:
+        response.status_code = HTTPStatus.OK
+    return IngestResponse(document=Document.of(result.document), created=result.created)
+
+
+@router.get("", response_model=DocumentList, summary="Stored documents, newest first")
+async def list_documents(
+    request: Request,
+    limit: int = Query(default=100, ge=1, le=1000),
+    offset: int = Query(default=0, ge=0),
+) -> DocumentList:
+    runtime = runtime_of(request)
+    runtime.require_ready()
+    found = await asyncio.to_thread(runtime.store.documents, limit, offset)
+    return DocumentList(documents=[Document.of(info) for info in found])
+
+
+@router.get("/{document_id}", response_model=Document, summary="One document")
+async def get_document(request: Request, document_id: str) -> Document:
+    runtime = runtime_of(request)
+    runtime.require_ready()
+    info = None
+    if _valid(document_id):
+        info = await asyncio.to_thread(runtime.store.get_document, document_id)
+    if info is None:
+        raise DocumentNotFound(f"no document {document_id!r}")
+    return Document.of(info)
+
+
+@router.delete("/{document_id}", response_model=Deleted, summary="Delete a document's chunks")
+async def delete_document(request: Request, document_id: str) -> Deleted:
+    runtime = runtime_of(request)
+    runtime.require_ready()
+    deleted = 0
+    if _valid(document_id):
+        deleted = await asyncio.to_thread(runtime.store.delete_document, document_id)
+    if not deleted:
+        raise DocumentNotFound(f"no document {document_id!r}")
+    await runtime.refresh_store_size()
+    return Deleted(id=document_id, deleted_chunks=deleted)
+
+
+def _valid(document_id: str) -> bool:
+    return re.fullmatch(DOCUMENT_ID, document_id) is not None

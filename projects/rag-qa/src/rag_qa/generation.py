@@ -1,0 +1,244 @@
+"""The gateway's side of generation: tokens counted, slots held, streams measured.
+
+`LLM.open()` checks the prompt against the context, takes a stream slot, starts the
+engine and waits for the first token, so every failure up to then is still a proper
+HTTP status. What it returns streams the rest and records time to first token,
+inter-token latency, throughput and, when the client leaves early, the cancellation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from http import HTTPStatus
+
+import anyio
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from rag_qa.engines import create_engine
+from rag_qa.engines.base import (
+    ContextLengthExceeded,
+    Engine,
+    EngineEvent,
+    Finished,
+    FirstTokenTimeout,
+    GenerationRequest,
+    SamplingParams,
+    TextDelta,
+)
+from rag_qa.errors import NotReady, ServiceError
+from rag_qa.observability import Metrics
+from rag_qa.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+ChatMessage = dict[str, str]
+
+# Measured on a 2-core CPU: a 200-character prompt tokenises in 0.3 ms, 4,000 characters in
+# 7.6 ms. Past this length the tokenizer runs on a thread, so the event loop keeps streaming.
+LONG_PROMPT_CHARS = 1000
+
+
+class TooManyStreams(ServiceError):
+    status_code = HTTPStatus.TOO_MANY_REQUESTS
+    code = "too_many_streams"
+
+
+class StreamSlots:
+    """At most `limit` generations per replica; beyond it callers are turned away."""
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.active = 0
+        self._metrics = metrics
+        metrics.llm_max_streams.set(limit)
+
+    def try_acquire(self) -> bool:
+        if self.active >= self.limit:
+            return False
+        self.active += 1
+        self._metrics.llm_active_streams.set(self.active)
+        return True
+
+    def release(self) -> None:
+        self.active -= 1
+        self._metrics.llm_active_streams.set(self.active)
+
+
+class Generation:
+    """A started generation: the first event is in hand, the rest streams on demand."""
+
+    def __init__(
+        self,
+        first: EngineEvent,
+        rest: AsyncIterator[EngineEvent],
+        *,
+        started: float,
+        metrics: Metrics,
+        release: Callable[[], None],
+    ) -> None:
+        self._first = first
+        self._rest = rest
+        self._started = started
+        self._metrics = metrics
+        self._release = release
+        self.finished: Finished | None = None
+
+    async def events(self) -> AsyncIterator[EngineEvent]:
+        """Yields every event once, the final `Finished` last."""
+        metrics = self._metrics
+        first_at = last = time.perf_counter()
+        event = self._first
+        left = True  # until the engine finishes or fails, an early end is the client's
+        try:
+            while True:
+                yield event
+                if isinstance(event, Finished):
+                    self._record(event, first_at)
+                    return
+                try:
+                    event = await anext(self._rest)
+                except Exception:
+                    left = False
+                    raise
+                now = time.perf_counter()
+                if isinstance(event, TextDelta):
+                    metrics.llm_inter_token_latency.observe(now - last)
+                last = now
+        finally:
+            if self.finished is None and left:
+                metrics.llm_cancellations.labels(reason="client_disconnect").inc()
+            with anyio.CancelScope(shield=True):
+                await _close(self._rest)
+            self._release()
+
+    async def text(self) -> str:
+        async with contextlib.aclosing(self.events()) as events:
+            return "".join([event.text async for event in events if isinstance(event, TextDelta)])
+
+    def _record(self, finished: Finished, first_at: float) -> None:
+        self.finished = finished
+        metrics = self._metrics
+        metrics.llm_prompt_tokens.inc(finished.prompt_tokens)
+        metrics.llm_completion_tokens.inc(finished.completion_tokens)
+        duration = time.perf_counter() - first_at
+        if finished.completion_tokens > 1 and duration > 0:
+            metrics.llm_output_tokens_per_second.observe(
+                (finished.completion_tokens - 1) / duration
+            )
+
+
+class LLM:
+    """Tokenizer, engine and stream slots: everything between a route and the model."""
+
+    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.slots = StreamSlots(settings.max_concurrent_streams, metrics)
+        self.tokenizer: PreTrainedTokenizerBase | None = None
+        self.engine: Engine | None = None
+        self._failure: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None and self.engine.ready
+
+    @property
+    def failure(self) -> str | None:
+        return self._failure or (self.engine.failure if self.engine else None)
+
+    async def start(self) -> None:
+        started = time.perf_counter()
+        try:
+            self.tokenizer = await asyncio.to_thread(
+                AutoTokenizer.from_pretrained, self.settings.model_path
+            )
+        except Exception as exc:
+            self._failure = f"cannot load the tokenizer from {self.settings.model_path}: {exc}"
+            raise
+        self.engine = create_engine(self.settings, self.tokenizer, self.metrics)
+        await self.engine.start()
+        self.metrics.model_load_seconds.set(time.perf_counter() - started)
+        self.metrics.model_ready.set(1)
+
+    async def stop(self) -> None:
+        self.metrics.model_ready.set(0)
+        if self.engine is not None:
+            await self.engine.stop()
+
+    async def count(self, messages: list[ChatMessage]) -> list[int]:
+        """`prompt_ids`, off the event loop when the text is long enough to take a while."""
+        if sum(len(m["content"]) for m in messages) < LONG_PROMPT_CHARS:
+            return self.prompt_ids(messages)
+        return await asyncio.to_thread(self.prompt_ids, messages)
+
+    def prompt_ids(self, messages: list[ChatMessage]) -> list[int]:
+        """The chat template applied to `messages`, as the engine will see it."""
+        if self.tokenizer is None:
+            raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
+        encoded = self.tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
+        return list(encoded["input_ids"])
+
+    def budget(self, prompt_tokens: int, max_tokens: int | None) -> int:
+        """max_tokens to ask for; ContextLengthExceeded when prompt and answer don't fit."""
+        context = self.settings.max_context_tokens
+        if max_tokens is None:
+            max_tokens = min(self.settings.default_max_tokens, context - prompt_tokens)
+        if max_tokens < 1 or prompt_tokens + max_tokens > context:
+            self.metrics.llm_rejected.labels(reason="context_length").inc()
+            raise ContextLengthExceeded(
+                f"the prompt has {prompt_tokens} tokens and max_tokens is {max_tokens}: "
+                f"together more than the model's context of {context} tokens",
+                details={
+                    "prompt_tokens": prompt_tokens,
+                    "max_tokens": max_tokens,
+                    "max_context_tokens": context,
+                },
+            )
+        return max_tokens
+
+    async def open(
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        *,
+        request_id: str,
+        started: float,
+    ) -> Generation:
+        if self.engine is None or not self.engine.ready:
+            raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
+        if not self.slots.try_acquire():
+            self.metrics.llm_rejected.labels(reason="too_many_streams").inc()
+            raise TooManyStreams(
+                f"this replica already serves {self.slots.limit} streams; retry shortly",
+                headers={"Retry-After": str(self.settings.retry_after_s)},
+            )
+        rest = self.engine.generate(GenerationRequest(request_id, prompt_ids, params))
+        try:
+            first = await asyncio.wait_for(anext(rest), self.settings.first_token_timeout_s)
+        except TimeoutError:
+            self.metrics.llm_cancellations.labels(reason="timeout").inc()
+            self.slots.release()
+            await _close(rest)
+            raise FirstTokenTimeout(
+                f"no token within {self.settings.first_token_timeout_s:g} s",
+            ) from None
+        except BaseException:
+            self.slots.release()
+            await _close(rest)
+            raise
+        self.metrics.llm_time_to_first_token.observe(time.perf_counter() - started)
+        return Generation(
+            first, rest, started=started, metrics=self.metrics, release=self.slots.release
+        )
+
+
+async def _close(events: AsyncIterator[EngineEvent]) -> None:
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()

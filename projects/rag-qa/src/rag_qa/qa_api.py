@@ -1,0 +1,214 @@
+"""Question routes: `POST /v1/search` (retrieval only) and `POST /v1/ask`.
+
+`/v1/ask` streams server-sent events: `answer` events with text as it is generated, then
+one `sources` event (every source the prompt held, numbered as the answer cites them,
+`cited` set on those it did), then `done` with the finish reason and token usage. A
+failure after the first event arrives as an `error` event. When no chunk scores above
+`APP_MIN_SCORE` the model is not asked: the answer says nothing was found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from http import HTTPStatus
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from rag_qa.engines.base import Finished, SamplingParams, TextDelta
+from rag_qa.errors import ServiceError, request_id_of
+from rag_qa.event_stream import EventStreamResponse
+from rag_qa.generation import Generation
+from rag_qa.prompting import build_messages, cited_numbers
+from rag_qa.runtime import RagRuntime
+from rag_qa.schemas import (
+    AskRequest,
+    AskResponse,
+    SearchRequest,
+    SearchResponse,
+    Source,
+    Usage,
+)
+from rag_qa.settings import Settings
+from rag_qa.store import Hit
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1", tags=["questions"])
+
+
+class QuestionTooLong(ServiceError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "question_too_long"
+
+
+class TopKTooLarge(ServiceError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "top_k_too_large"
+
+
+def runtime_of(request: Request) -> RagRuntime:
+    runtime: RagRuntime = request.app.state.runtime
+    return runtime
+
+
+def check_question(settings: Settings, text: str, top_k: int | None) -> int:
+    """The top_k to use; 422 for a question over the length limit or a top_k too large."""
+    if len(text) > settings.max_question_chars:
+        raise QuestionTooLong(
+            f"the question has {len(text)} characters; the limit is {settings.max_question_chars}",
+            details={"length": len(text), "limit": settings.max_question_chars},
+        )
+    k = top_k or settings.top_k
+    if k > settings.max_top_k:
+        raise TopKTooLarge(f"top_k may be at most {settings.max_top_k}")
+    return k
+
+
+@router.post("/search", response_model=SearchResponse, summary="The chunks closest to a query")
+async def search(request: Request, body: SearchRequest) -> SearchResponse:
+    runtime = runtime_of(request)
+    runtime.require_ready()
+    k = check_question(runtime.settings, body.query, body.top_k)
+    hits = await asyncio.to_thread(
+        runtime.retriever.search,
+        body.query,
+        k,
+        body.filter.to_store() if body.filter else None,
+        rerank=body.rerank or runtime.settings.rerank,
+    )
+    return SearchResponse(
+        results=[Source.of(number, hit) for number, hit in enumerate(hits, start=1)]
+    )
+
+
+@router.post(
+    "/ask",
+    response_model=AskResponse,
+    summary="Answer from the documents, with cited sources",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONResponse:
+    started = time.perf_counter()
+    runtime = runtime_of(request)
+    settings = runtime.settings
+    runtime.require_ready()
+    k = check_question(settings, body.question, body.top_k)
+    await runtime.rate_limit.check(request)
+    found = await asyncio.to_thread(
+        runtime.retriever.search,
+        body.question,
+        k,
+        body.filter.to_store() if body.filter else None,
+        rerank=body.rerank or settings.rerank,
+    )
+    hits = [hit for hit in found if hit.score >= settings.min_score]
+    if not hits:
+        runtime.metrics.rag_questions.labels(outcome="no_answer").inc()
+        if body.stream:
+            return EventStreamResponse(_no_answer_events(settings.no_answer_text))
+        return _json(AskResponse(answer=settings.no_answer_text, answered=False, sources=[]))
+    runtime.metrics.rag_questions.labels(outcome="answered").inc()
+    prompt_ids, hits, max_tokens = await _fit_prompt(runtime, body, hits)
+    params = SamplingParams(max_tokens=max_tokens, temperature=body.temperature, seed=body.seed)
+    generation = await runtime.llm.open(
+        prompt_ids, params, request_id=request_id_of(request) or "ask", started=started
+    )
+    if body.stream:
+        return EventStreamResponse(_answer_events(generation, hits, request_id_of(request)))
+    answer = await generation.text()
+    finished = generation.finished
+    return _json(
+        AskResponse(
+            answer=answer,
+            answered=True,
+            sources=_sources(hits, answer),
+            finish_reason=finished.reason if finished else None,
+            usage=_usage(finished) if finished else None,
+        )
+    )
+
+
+async def _fit_prompt(
+    runtime: RagRuntime, body: AskRequest, hits: list[Hit]
+) -> tuple[list[int], list[Hit], int]:
+    """The prompt's token ids with as many sources as fit beside the answer, best first."""
+    settings = runtime.settings
+    wanted = body.max_tokens or settings.answer_max_tokens
+    while True:
+        messages = build_messages(settings.system_prompt, body.question, hits)
+        prompt_ids = await runtime.llm.count(messages)
+        if len(prompt_ids) + wanted <= settings.max_context_tokens or len(hits) == 1:
+            # With one source left, an answer that still does not fit is a 400.
+            return prompt_ids, hits, runtime.llm.budget(len(prompt_ids), wanted)
+        hits = hits[:-1]
+
+
+def _sources(hits: list[Hit], answer: str) -> list[Source]:
+    cited = cited_numbers(answer, len(hits))
+    return [
+        Source.of(number, hit, cited=number in cited) for number, hit in enumerate(hits, start=1)
+    ]
+
+
+def _usage(finished: Finished) -> Usage:
+    return Usage(
+        prompt_tokens=finished.prompt_tokens,
+        completion_tokens=finished.completion_tokens,
+        total_tokens=finished.prompt_tokens + finished.completion_tokens,
+    )
+
+
+def _json(response: AskResponse) -> JSONResponse:
+    return JSONResponse(response.model_dump())
+
+
+def _event(name: str, data: object) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+async def _no_answer_events(text: str) -> AsyncIterator[bytes]:
+    yield _event("answer", {"text": text})
+    yield _event("sources", {"answered": False, "sources": []})
+    yield _event("done", {"finish_reason": "no_answer", "usage": None})
+
+
+async def _answer_events(
+    generation: Generation, hits: list[Hit], request_id: str | None
+) -> AsyncIterator[bytes]:
+    parts: list[str] = []
+    try:
+        async with contextlib.aclosing(generation.events()) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    parts.append(event.text)
+                    yield _event("answer", {"text": event.text})
+                elif isinstance(event, Finished):
+                    sources = [s.model_dump() for s in _sources(hits, "".join(parts))]
+                    yield _event("sources", {"answered": True, "sources": sources})
+                    yield _event(
+                        "done",
+                        {"finish_reason": event.reason, "usage": _usage(event).model_dump()},
+                    )
+    except ServiceError as exc:
+        logger.warning("answer stream failed", extra={"code": exc.code, "reason": exc.message})
+        yield _event(
+            "error", {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
+        )
+    except Exception:
+        logger.exception("answer stream failed")
+        yield _event(
+            "error",
+            {
+                "error": {
+                    "code": "internal_error",
+                    "message": "internal error",
+                    "request_id": request_id,
+                }
+            },
+        )

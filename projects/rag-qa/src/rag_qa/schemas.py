@@ -1,0 +1,117 @@
+"""Request and response bodies of the documents and question routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag_qa.store import DocumentInfo, Hit, SearchFilter
+
+DOCUMENT_ID = r"^[0-9a-f]{32}$"
+DocumentId = Annotated[str, Field(pattern=DOCUMENT_ID)]
+
+
+class Document(BaseModel):
+    id: str
+    title: str
+    filename: str
+    content_type: str
+    chunks: int
+    ingested_at: float
+
+    @classmethod
+    def of(cls, info: DocumentInfo) -> Document:
+        return cls(**vars(info))
+
+
+class IngestResponse(BaseModel):
+    document: Document
+    created: bool  # False: the same text was already stored; nothing was added
+
+
+class DocumentList(BaseModel):
+    documents: list[Document]
+
+
+class Deleted(BaseModel):
+    id: str
+    deleted_chunks: int
+
+
+class Filter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    document_ids: list[DocumentId] = Field(default_factory=list, max_length=100)
+    content_types: list[Literal["text/plain", "text/markdown", "text/html", "application/pdf"]] = (
+        Field(default_factory=list)
+    )
+
+    def to_store(self) -> SearchFilter:
+        return SearchFilter(tuple(self.document_ids), tuple(self.content_types))
+
+
+class SearchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    top_k: int | None = Field(default=None, ge=1)
+    filter: Filter | None = None
+    rerank: Literal["none", "mmr"] | None = None
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1)
+    top_k: int | None = Field(default=None, ge=1)
+    filter: Filter | None = None
+    rerank: Literal["none", "mmr"] | None = None
+    stream: bool = True
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+    seed: int | None = None
+
+
+class Source(BaseModel):
+    number: int  # as the prompt and the answer's [n] citations number it
+    document_id: str
+    title: str
+    filename: str
+    position: int  # the chunk's place in its document, from 0
+    headings: str
+    score: float
+    text: str
+    cited: bool = False
+
+    @classmethod
+    def of(cls, number: int, hit: Hit, *, cited: bool = False) -> Source:
+        return cls(
+            number=number,
+            document_id=hit.document_id,
+            title=hit.title,
+            filename=hit.filename,
+            position=hit.position,
+            headings=hit.headings,
+            score=round(hit.score, 4),
+            text=hit.text,
+            cited=cited,
+        )
+
+
+class SearchResponse(BaseModel):
+    results: list[Source]
+
+
+class Usage(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AskResponse(BaseModel):
+    answer: str
+    answered: bool  # False: nothing relevant was found, and the answer says so
+    sources: list[Source]
+    finish_reason: str | None = None
+    usage: Usage | None = None

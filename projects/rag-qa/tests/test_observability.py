@@ -1,0 +1,402 @@
+"""Dashboards and alert rules against the running service and a real Prometheus.
+
+Every PromQL expression must parse (promtool) and read only metrics that the service
+exports (scraped from its /metrics here) or that a well-known exporter provides
+(KNOWN_EXPORTER_METRICS, the one list of them). A live Prometheus then scrapes the
+service under load and every dashboard panel's query must return data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from tests.deploy_tools import OBSERVABILITY, PROJECT_NAME, executable
+
+DASHBOARDS = sorted((OBSERVABILITY / "dashboards").glob("*.json"))
+RULES = OBSERVABILITY / "alerts.rules.yml"
+# Metrics that come from other exporters, never from the service itself.
+KNOWN_EXPORTER_METRICS = {
+    "up": "Prometheus, for every scrape target",
+    "DCGM_FI_DEV_GPU_UTIL": "NVIDIA dcgm-exporter",
+    "DCGM_FI_DEV_FB_USED": "NVIDIA dcgm-exporter",
+    "DCGM_FI_DEV_FB_FREE": "NVIDIA dcgm-exporter",
+    "DCGM_FI_DEV_POWER_USAGE": "NVIDIA dcgm-exporter",
+    "DCGM_FI_DEV_GPU_TEMP": "NVIDIA dcgm-exporter",
+}
+# vLLM's own metrics (vllm:*) come from the vLLM server, never from the gateway: they are
+# checked against the families a real vLLM 0.32 server exported (vllm_metrics.txt beside
+# this file), so a vLLM release that renames one fails here, not on a blank panel; and,
+# when VLLM_PYTHON names a Python with vLLM, against that live server's /metrics too.
+VLLM_METRICS = Path(__file__).with_name("vllm_metrics.txt")
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+    "offset", "bool", "inf", "nan", "atan2",
+}  # fmt: skip
+
+
+def panel_queries(dashboard: Path) -> Iterator[tuple[str, str]]:
+    """(panel title, expression) of every query target, rows' nested panels included."""
+    panels = list(json.loads(dashboard.read_text())["panels"])
+    while panels:
+        panel = panels.pop(0)
+        panels.extend(panel.get("panels", []))
+        for target in panel.get("targets", []):
+            yield panel["title"], target["expr"]
+
+
+def rule_queries() -> Iterator[tuple[str, str]]:
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            yield rule.get("alert") or rule["record"], rule["expr"]
+
+
+def all_queries() -> list[tuple[str, str]]:
+    found = [q for dashboard in DASHBOARDS for q in panel_queries(dashboard)]
+    return found + list(rule_queries())
+
+
+def concrete(expr: str, rate_interval: str = "1m") -> str:
+    """A dashboard expression with Grafana's variables replaced, as Prometheus gets it."""
+    return expr.replace("$__rate_interval", rate_interval)
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads (identifiers that are not functions,
+    keywords, label names or durations)."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # string literals
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # ranges
+    text = re.sub(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    names = set()
+    for match in re.finditer(r"(?<![\w.])([A-Za-z_:][\w:]*)\s*(\()?", text):
+        name, call = match.group(1), match.group(2)
+        if not call and name not in PROMQL_WORDS:
+            names.add(name)
+    return names
+
+
+def exported_names(exposition: str) -> set[str]:
+    """Every series name a /metrics page can carry, including families with no samples yet."""
+    names = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split(maxsplit=3)
+            suffixes = {
+                "counter": ["_total", "_created"],
+                "histogram": ["_bucket", "_sum", "_count", "_created"],
+                "summary": ["_sum", "_count", "_created"],
+            }.get(kind, [])
+            names.add(family)
+            names.update(family + suffix for suffix in suffixes)
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{ ]", line, maxsplit=1)[0])
+    return names
+
+
+def vllm_names() -> set[str]:
+    return exported_names(VLLM_METRICS.read_text())
+
+
+def unknown_metrics(
+    queries: list[tuple[str, str]], exported: set[str], engine: set[str] | None = None
+) -> dict[str, set[str]]:
+    """Metric names a query reads that nobody exports: the gateway's against `exported`
+    (its /metrics), vllm:* against `engine` (by default the captured vLLM families)."""
+    known = exported | set(KNOWN_EXPORTER_METRICS)
+    engine = vllm_names() if engine is None else engine
+    found = {}
+    for title, expr in queries:
+        names = metric_names(concrete(expr))
+        unknown = {name for name in names if not name.startswith("vllm:")} - known
+        unknown |= {name for name in names if name.startswith("vllm:")} - engine
+        if unknown:
+            found[title] = unknown
+    return found
+
+
+def model_name() -> str:
+    return str(Settings.model_fields["model_name"].default)
+
+
+def chat(client: httpx.Client, content: str, max_tokens: int = 8) -> int:
+    """One streamed chat completion, read to its end; the status code."""
+    body = {
+        "model": model_name(),
+        "messages": [{"role": "user", "content": content}],
+        "max_tokens": max_tokens,
+        "stream": True,
+    }
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+        for _ in response.iter_lines():
+            pass
+        return response.status_code
+
+
+@pytest.fixture(scope="module")
+def exposition(base_url: str, auth_headers: dict[str, str]) -> str:
+    """/metrics after a streamed chat and a refused one, so labelled series exist too."""
+    with httpx.Client(base_url=base_url, timeout=60, headers=auth_headers) as client:
+        assert chat(client, "What is the capital of France?") == 200
+        client.post("/v1/chat/completions", json={"model": model_name(), "messages": []})
+        return client.get("/metrics").text
+
+
+def test_there_is_a_dashboard_and_every_query_is_found() -> None:
+    assert DASHBOARDS
+    titles = {title for dashboard in DASHBOARDS for title, _ in panel_queries(dashboard)}
+    for word in (
+        "Traffic",
+        "Errors",
+        "Time to first token",
+        "Inter-token latency",
+        "Output tokens per second",
+        "Active streams",
+        "Rejections and cancellations",
+        "vLLM requests running and waiting",
+        "vLLM KV cache",
+    ):
+        assert any(word in title for title in titles), f"no {word} panel"
+    assert any(title.startswith("Saturation") for title in titles)
+
+
+def test_the_metric_name_reader_understands_promql() -> None:
+    expr = (
+        'histogram_quantile(0.95, sum by (le, route) (rate(a_seconds_bucket{route=~"/v1/.*"}'
+        "[$__rate_interval]))) / on (job) group_left () b_total offset 5m > 2 * 0.01 or vector(0)"
+    )
+    assert metric_names(concrete(expr)) == {"a_seconds_bucket", "b_total"}
+
+
+def test_every_query_parses(tmp_path: Path) -> None:
+    promtool = executable("promtool")
+    rules = [
+        {"record": f"query:{index}", "expr": concrete(expr)}
+        for index, (_, expr) in enumerate(all_queries())
+    ]
+    path = tmp_path / "queries.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "queries", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alert_rules_pass_their_unit_tests() -> None:
+    promtool = executable("promtool")
+    result = subprocess.run(
+        [promtool, "test", "rules", "alerts.test.yml"],
+        cwd=OBSERVABILITY,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_queries_read_only_metrics_the_service_or_known_exporters_export(
+    exposition: str,
+) -> None:
+    assert unknown_metrics(all_queries(), exported_names(exposition)) == {}
+
+
+def test_a_query_for_a_metric_the_service_does_not_export_is_caught(exposition: str) -> None:
+    queries = [
+        *all_queries(),
+        ("Made up", "sum(rate(llm_made_up_total[5m]))"),
+        ("Made up engine", "max(vllm:made_up_perc)"),
+    ]
+    assert unknown_metrics(queries, exported_names(exposition)) == {
+        "Made up": {"llm_made_up_total"},
+        "Made up engine": {"vllm:made_up_perc"},
+    }
+
+
+# A real Prometheus
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prometheus(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Prometheus scraping the running service every second, with the alert rules loaded."""
+    binary = executable("prometheus")
+    work = tmp_path_factory.mktemp("prometheus")
+    target = base_url.removeprefix("http://")
+    config = {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(RULES)],
+        "scrape_configs": [{"job_name": PROJECT_NAME, "static_configs": [{"targets": [target]}]}],
+    }
+    (work / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = _free_port()
+    log = (work / "prometheus.log").open("w")
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={work / 'prometheus.yml'}",
+            f"--storage.tsdb.path={work / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, (work / "prometheus.log").read_text()[-2000:]
+            try:
+                if httpx.get(f"{url}/-/ready", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "Prometheus did not start"
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _load(client: httpx.Client, stop: threading.Event) -> None:
+    """Streamed chats back to back, now and then a refused one (a 4xx)."""
+    count = 0
+    while not stop.is_set():
+        count += 1
+        if count % 7 == 0:
+            client.post("/v1/chat/completions", json={"model": model_name(), "messages": []})
+        else:
+            chat(client, f"Count from 1 to {3 + count % 5}.", max_tokens=6 + count % 6)
+        time.sleep(0.02)
+
+
+def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
+    response = httpx.get(f"{prometheus}/api/v1/query", params={"query": expr}, timeout=10)
+    body = response.json()
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def reads_the_gateway(expr: str) -> bool:
+    """Whether a query reads the gateway's own metrics (not vLLM's or an exporter's)."""
+    own = {n for n in metric_names(concrete(expr)) if not n.startswith("vllm:")}
+    return bool(own - set(KNOWN_EXPORTER_METRICS))
+
+
+def panels_without_data(prometheus: str, queries: list[tuple[str, str]]) -> list[str]:
+    """Queries (that read the gateway's own metrics) which return no series."""
+    return [
+        f"{title}: {expr}"
+        for title, expr in queries
+        if reads_the_gateway(expr) and not query(prometheus, concrete(expr, "20s"))
+    ]
+
+
+@pytest.fixture(scope="module")
+def loaded_prometheus(prometheus: str, base_url: str, auth_headers: dict[str, str]) -> str:
+    """Prometheus after about ten seconds of streamed chats through the gateway."""
+    stop = threading.Event()
+    clients = [httpx.Client(base_url=base_url, timeout=60, headers=auth_headers) for _ in range(3)]
+    workers = [threading.Thread(target=_load, args=(c, stop)) for c in clients]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if query(prometheus, "sum(rate(llm_completion_tokens_total[20s])) > 0"):
+                break
+        time.sleep(8)  # several scrapes of steady traffic for every rate window
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        for client in clients:
+            client.close()
+    return prometheus
+
+
+def test_every_dashboard_panel_returns_data_from_a_live_prometheus(loaded_prometheus: str) -> None:
+    queries = [q for dashboard in DASHBOARDS for q in panel_queries(dashboard)]
+    assert panels_without_data(loaded_prometheus, queries) == []
+
+
+def test_a_panel_for_a_metric_the_service_does_not_export_shows_no_data(
+    loaded_prometheus: str,
+) -> None:
+    made_up = [("Made up", "sum(rate(inference_made_up_total[$__rate_interval]))")]
+    assert panels_without_data(loaded_prometheus, made_up) != []
+
+
+def test_prometheus_loads_and_evaluates_every_alert_rule(loaded_prometheus: str) -> None:
+    response = httpx.get(f"{loaded_prometheus}/api/v1/rules", timeout=10).json()
+    rules = [rule for group in response["data"]["groups"] for rule in group["rules"]]
+    assert {rule["name"] for rule in rules} == {name for name, _ in rule_queries()}
+    deadline = time.monotonic() + 10
+    while any(rule.get("health") != "ok" for rule in rules) and time.monotonic() < deadline:
+        time.sleep(1)
+        response = httpx.get(f"{loaded_prometheus}/api/v1/rules", timeout=10).json()
+        rules = [rule for group in response["data"]["groups"] for rule in group["rules"]]
+    assert [r["name"] for r in rules if r.get("health") != "ok"] == []
+
+
+def vllm_queries() -> list[tuple[str, str]]:
+    return [(t, e) for t, e in all_queries() if "vllm:" in e]
+
+
+def test_the_captured_vllm_families_hold_what_the_chart_and_dashboard_rely_on() -> None:
+    names = vllm_names()
+    for needed in (
+        "vllm:num_requests_waiting",  # KEDA's trigger and the HPA's custom metric
+        "vllm:num_requests_running",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+        "vllm:kv_cache_usage_perc",
+        "vllm:generation_tokens_total",
+    ):
+        assert needed in names
+    assert vllm_queries(), "no panel or rule reads vLLM's metrics"
+
+
+def test_vllm_queries_read_only_what_a_real_vllm_server_exports() -> None:
+    # No gateway needed: every vllm:* name against the families vLLM 0.32 exported.
+    exported = vllm_names()
+    for title, expr in vllm_queries():
+        engine = {name for name in metric_names(concrete(expr)) if name.startswith("vllm:")}
+        assert engine <= exported, f"{title}: {engine - exported}"
+
+
+@pytest.mark.vllm
+def test_vllm_queries_read_only_what_the_live_vllm_server_exports(vllm_url: str) -> None:
+    """With VLLM_PYTHON set: a real vLLM's /metrics, after a streamed chat so that its
+    histograms have samples, holds every vllm:* name the dashboard and rules read."""
+    with httpx.Client(base_url=vllm_url, timeout=120) as client:
+        assert chat(client, "What is the capital of France?") == 200
+        live = exported_names(client.get("/metrics").text)
+    for title, expr in vllm_queries():
+        engine = {name for name in metric_names(concrete(expr)) if name.startswith("vllm:")}
+        assert engine <= live, f"{title}: {engine - live}"
+    # The committed list still matches the engine the tests run.
+    assert {name for name in vllm_names() if not name.endswith("_created")} <= live
+
+
+def test_a_vllm_metric_that_vllm_does_not_export_is_caught() -> None:
+    made_up = [("Made up", "sum(vllm:num_requests_swapped)")]
+    assert unknown_metrics(made_up, exported=set()) == {"Made up": {"vllm:num_requests_swapped"}}
