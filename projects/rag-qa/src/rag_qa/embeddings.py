@@ -48,7 +48,10 @@ class Embedder:
 
     @property
     def dimension(self) -> int:
-        return self._model().get_sentence_embedding_dimension() or 0
+        model = self._model()
+        # Renamed in sentence-transformers 6; the old name still works before that.
+        dimension = getattr(model, "get_embedding_dimension", None)
+        return int((dimension or model.get_sentence_embedding_dimension)() or 0)
 
     @property
     def max_tokens(self) -> int:
