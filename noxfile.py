@@ -6,6 +6,7 @@ nox -s lint                  # ruff on the repository and on every rendered proj
 nox -s templates             # tests/: render answer combinations and test each
 nox -s "project(kind='image-classification', device='cpu')"
 nox -s vllm                  # the chatbot's tests against a real vLLM server on CPU
+nox -s eval -- rag-qa        # retrieval quality on the project's QA set (recall@5, MRR)
 nox -s deploy                # every combination's Dockerfiles, chart, dashboards and alerts
 nox -s container -- image-classification   # build the CPU image, run it, call it once
 nox -s docs                  # the guide, built with --strict
@@ -27,7 +28,9 @@ sys.path.insert(0, str(ROOT))
 from tests import gallery  # noqa: E402
 
 nox.options.default_venv_backend = "uv"
-nox.options.sessions = ["lint", "templates", "project", "vllm", "deploy", "container", "docs"]
+nox.options.sessions = [
+    "lint", "templates", "project", "vllm", "eval", "deploy", "container", "docs",
+]  # fmt: skip
 nox.options.reuse_venv = "yes"
 
 PYTHON = "3.11"
@@ -218,6 +221,31 @@ def _checkov(session: nox.Session) -> str:
             env=UV_ENV, external=True,
         )  # fmt: skip
     return str(binary)
+
+
+# Retrieval quality below which `nox -s eval` fails: recall@5 on the kind's own QA set.
+EVAL_MIN_RECALL = 0.8
+
+
+@nox.session(python=PYTHON, name="eval")
+def evaluate(session: nox.Session) -> None:
+    """`nox -s eval -- rag-qa`: recall@5 and MRR of retrieval on eval/qa.jsonl over
+    eval/corpus, through the project's own ingestion; fails below EVAL_MIN_RECALL."""
+    kinds = [k for k in KINDS if (ROOT / "projects" / k / "eval" / "qa.jsonl").is_file()]
+    wanted = [arg for arg in session.posargs if not arg.startswith("-")] or kinds
+    unknown = sorted(set(wanted) - set(kinds))
+    if unknown:
+        session.error(f"no evaluation set for {unknown}; kinds with one: {kinds}")
+    for kind in wanted:
+        path = ROOT / "projects" / kind
+        _install(session, TORCH_CPU, "-e", str(path))
+        package = kind.replace("-", "_")
+        with session.chdir(path):
+            session.run(
+                "python", "-m", package, "eval", "-k", "5",
+                "--min-recall", str(EVAL_MIN_RECALL),
+                env={"HF_HUB_OFFLINE": "1"},
+            )  # fmt: skip
 
 
 # vLLM on CPU for `nox -s vllm`: its own venv, built from a frozen list with
