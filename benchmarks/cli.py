@@ -80,9 +80,14 @@ def main(argv: list[str] | None = None) -> int:
             duration_s=suite.duration_s if args.duration is None else args.duration,
             ramp_s=min(suite.ramp_s, 0.8 * warmup),
         )
-        log_dir = workdir / "logs"
-        log_dir.mkdir()
-        measured = run(suite, options, log_dir)
+        if suite.measure is not None:
+            measured = {"cells": [], "limit_runs": [], **suite.measure()}
+            run_settings: dict[str, Any] = {}
+        else:
+            log_dir = workdir / "logs"
+            log_dir.mkdir()
+            measured = run(suite, options, log_dir)
+            run_settings = dataclasses.asdict(options)
     results: dict[str, Any] = {
         "kind": suite.kind,
         "device": args.device,
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": description,
         "machine_line": machine.summary_line(description),
         "loadavg_at_end": [round(v, 2) for v in os.getloadavg()],
-        "settings": {**dataclasses.asdict(options), **suite.settings},
+        "settings": {**run_settings, **suite.settings},
         "throughput_unit": suite.throughput_unit,
         "contenders": [
             {"name": c.name, "description": c.description, "settings": dict(c.settings)}
@@ -109,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = [
         {"text": t.text, **dataclasses.asdict(t.check(results))} for t in suite.targets
     ]
-    for path in report.write(results, out):
+    for path in report.write(results, out, with_chart=bool(suite.figures)):
         print(f"wrote {path}")
     print(report.markdown(results))
     return 0

@@ -68,6 +68,8 @@ def describe() -> dict[str, Any]:
                 "tritonclient",
                 "httpx",
                 "pillow",
+                "lancedb",
+                "sentence-transformers",
             ]
         ),
     }

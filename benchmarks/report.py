@@ -81,6 +81,8 @@ def _number(cell: Mapping[str, float], fmt: str) -> str:
 
 
 def markdown(results: Mapping[str, Any]) -> str:
+    if "tables" in results:
+        return tables_markdown(results)
     summary = results["summary"]
     contenders = [c["name"] for c in results["contenders"]]
     levels = results["settings"]["concurrencies"]
@@ -139,6 +141,40 @@ def markdown(results: Mapping[str, Any]) -> str:
             "Idle CPU of each contender before the cells, while not suspended (cores): "
             + ", ".join(f"{name} {value:.2f}" for name, value in idle.items())
             + ".",
+        ]
+    if results.get("notes"):
+        lines += ["", *[f"- {note}" for note in results["notes"]]]
+    return "\n".join(lines) + "\n"
+
+
+def tables_markdown(results: Mapping[str, Any]) -> str:
+    """A kind measured in process (Suite.measure): its targets, then its own tables."""
+    lines = [
+        f"# {results['kind']} on {results['device']}",
+        "",
+        f"Run {results['started_at']} in {results['duration_s'] / 60:.1f} min, in process "
+        "(no HTTP).",
+        "",
+        f"Machine: {results['machine_line']}. Load average at start "
+        f"{_loads(results['machine']['loadavg_at_start'])}, at end "
+        f"{_loads(results['loadavg_at_end'])}.",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    for target in results["targets"]:
+        met = {True: "yes", False: "**MISSED**", None: "not measured"}[target["passed"]]
+        lines.append(f"| {target['text']} | {target['measured']} | {met} |")
+    for table in results["tables"]:
+        lines += [
+            "",
+            f"## {table['title']}",
+            "",
+            "| " + " | ".join(table["columns"]) + " |",
+            "| " + " | ".join("---" for _ in table["columns"]) + " |",
+            *("| " + " | ".join(row) + " |" for row in table["rows"]),
         ]
     if results.get("notes"):
         lines += ["", *[f"- {note}" for note in results["notes"]]]

@@ -86,3 +86,7 @@ class Suite:
     ramp_s: float = 0.0  # start the clients spread over this part of the warm-up
     # Extra columns of the cells table: (metric, header, format), after the throughput.
     columns: Sequence[tuple[str, str, str]] = ()
+    # A kind that is not an HTTP load test (no contenders) measures in the harness's own
+    # process instead: `measure()` returns its results, with "tables" for the report
+    # ([{"title", "columns", "rows"}]); the targets read the same document.
+    measure: Callable[[], Mapping[str, Any]] | None = None
