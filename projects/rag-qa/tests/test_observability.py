@@ -22,6 +22,7 @@ import httpx
 import pytest
 import yaml
 
+from rag_qa.settings import Settings
 from tests.deploy_tools import OBSERVABILITY, PROJECT_NAME, executable
 
 DASHBOARDS = sorted((OBSERVABILITY / "dashboards").glob("*.json"))
