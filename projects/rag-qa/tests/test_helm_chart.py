@@ -545,7 +545,8 @@ def test_milvus_in_the_chart_serves_the_gateway_which_may_scale() -> None:
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"grpc": 19530, "metrics": 9091}
-    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     policy = named_exactly(docs, "NetworkPolicy", f"{RELEASE}-milvus")
