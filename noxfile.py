@@ -322,7 +322,8 @@ def _vllm_venv(session: nox.Session) -> str:
 def container(session: nox.Session) -> None:
     """`nox -s container -- <kind>`: build the CPU image, run it, wait for /readyz and
     send one real request through the published port (an image to classify, a chat
-    completion); Docker, else podman + debootstrap."""
+    completion; for rag-qa, read-only, a document uploaded and a question answered with its
+    sources); Docker, else podman + debootstrap."""
     _install(session, *DEV)
     session.run("python", "tests/container.py", *(session.posargs or KINDS))
 

@@ -1,8 +1,10 @@
 """Build a project's CPU image, run it, and send it one real request through its published
-port: image-classification classifies a digit, streaming-chatbot answers a chat completion.
+port: image-classification classifies a digit, streaming-chatbot answers a chat completion,
+rag-qa ingests a Markdown document and answers a question from it with its sources.
 
 python tests/container.py image-classification     # what `nox -s container -- <kind>` runs
 python tests/container.py streaming-chatbot
+python tests/container.py rag-qa
 
 With a Docker engine the build uses the Dockerfile's defaults (registries for the base
 image and PyTorch's CPU wheels). Without one it uses Debian's podman: the base image is
@@ -153,15 +155,18 @@ def wait_ready(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g} s")
 
 
-def classify(url: str, image: Path, headers: dict[str, str]) -> dict[str, object]:
+def post_file(
+    url: str, field: str, name: str, data: bytes, content_type: str, headers: dict[str, str]
+) -> dict[str, object]:
+    """One file as multipart/form-data; the JSON answer."""
     boundary = uuid.uuid4().hex
     body = (
         (
             f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="files"; filename="{image.name}"\r\n'
-            "Content-Type: image/png\r\n\r\n"
+            f'Content-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
         ).encode()
-        + image.read_bytes()
+        + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
     request = urllib.request.Request(
@@ -170,8 +175,12 @@ def classify(url: str, image: Path, headers: dict[str, str]) -> dict[str, object
         method="POST",
         headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **headers},
     )
-    with urllib.request.urlopen(request, timeout=60) as response:
+    with urllib.request.urlopen(request, timeout=120) as response:
         return json.loads(response.read())
+
+
+def classify(url: str, image: Path, headers: dict[str, str]) -> dict[str, object]:
+    return post_file(url, "files", image.name, image.read_bytes(), "image/png", headers)
 
 
 def post_json(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
@@ -222,11 +231,48 @@ def smoke_streaming_chatbot(engine: str, name: str, base: str, headers: dict[str
     return f"answered {content.strip()!r} ({usage['completion_tokens']} tokens)"
 
 
+RAG_DOCUMENT = b"""# Lighthouses
+
+The Bell Rock lighthouse stands off the coast of Angus in Scotland. It was completed in
+1810 and is the oldest surviving sea-washed lighthouse in the world.
+"""
+
+
+def smoke_rag_qa(engine: str, name: str, base: str, headers: dict[str, str]) -> str:
+    ingested = post_file(
+        f"{base}/v1/documents", "file", "lighthouses.md", RAG_DOCUMENT, "text/markdown", headers
+    )
+    log(json.dumps(ingested))
+    document = ingested.get("document")
+    if not isinstance(document, dict) or not document.get("chunks"):
+        sys.exit(f"the upload stored no chunks: {ingested}")
+    body: dict[str, object] = {
+        "question": "When was the Bell Rock lighthouse completed?",
+        "stream": False,
+        "max_tokens": 32,
+    }
+    result = post_json(f"{base}/v1/ask", body, headers)
+    log(json.dumps(result))
+    sources = result.get("sources")
+    if not result.get("answered") or not isinstance(sources, list) or not sources:
+        sys.exit(f"the answer has no sources: {result}")
+    if sources[0].get("document_id") != document["id"]:
+        sys.exit(f"the answer's first source is not the uploaded document: {sources[0]}")
+    answer = str(result.get("answer", "")).strip()
+    if not answer:
+        sys.exit(f"the answer is empty: {result}")
+    stored = f"stored {document['chunks']} chunk(s)"
+    return f"{stored}, answered {answer!r} from {len(sources)} source(s)"
+
+
 # One real request per kind, sent once the container answers /readyz.
 SMOKE = {
     "image-classification": smoke_image_classification,
     "streaming-chatbot": smoke_streaming_chatbot,
+    "rag-qa": smoke_rag_qa,
 }
+# Kinds run read-only, as their Helm chart runs them, with these folders writable (tmpfs).
+READ_ONLY_WITH = {"rag-qa": ["/tmp", "/data"]}
 
 
 def check(kind: str) -> None:
@@ -247,6 +293,9 @@ def check(kind: str) -> None:
         env, headers = ["--env", "APP_API_KEYS=check-key"], {"X-API-Key": "check-key"}
     # Without systemd podman cannot time the HEALTHCHECK; it is run by hand below instead.
     timer = ["--health-interval", "disable"] if engine == "podman" else []
+    writable = ["--read-only"] if kind in READ_ONLY_WITH else []
+    for folder in READ_ONLY_WITH.get(kind, []):
+        writable += ["--tmpfs", f"{folder}:rw,mode=1777"]
     run(
         engine,
         "run",
@@ -256,6 +305,7 @@ def check(kind: str) -> None:
         "--publish",
         f"127.0.0.1:{port}:8000",
         *timer,
+        *writable,
         *env,
         tag,
     )

@@ -15,7 +15,7 @@ from tests.test_dockerfile import arguments
 
 DEPLOY = ROOT / "deploy"
 COMPOSE = DEPLOY / "compose.yaml"
-STACK = {PROJECT_NAME, "prometheus", "grafana", "loki", "tempo", "otel-collector"}
+STACK = {PROJECT_NAME, "prometheus", "grafana", "loki", "tempo", "otel-collector", "milvus"}
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,7 @@ def test_every_url_between_services_reaches_a_listening_port(compose: dict[str, 
         "loki": {loki["server"]["http_listen_port"]},
         "tempo": {tempo["server"]["http_listen_port"], int(tempo_grpc.rsplit(":", 1)[1])},
         "otel-collector": {int(p["endpoint"].rsplit(":", 1)[1]) for p in protocols.values()},
+        "milvus": {19530, 9091},
     }
     for name, ports in listening.items():
         assert set(published(compose["services"][name])) <= ports, name
@@ -121,6 +122,7 @@ def test_every_url_between_services_reaches_a_listening_port(compose: dict[str, 
     environment = compose["services"][PROJECT_NAME]["environment"]
     if "OTEL_EXPORTER_OTLP_ENDPOINT" in environment:
         _reaches(compose, environment["OTEL_EXPORTER_OTLP_ENDPOINT"], listening)
+    _reaches(compose, environment["APP_MILVUS_URI"], listening)
 
 
 def test_grafana_provisions_the_dashboards_it_mounts(compose: dict[str, Any]) -> None:
@@ -135,3 +137,24 @@ def test_grafana_provisions_the_dashboards_it_mounts(compose: dict[str, Any]) ->
         compose, "grafana", "/etc/grafana/provisioning/datasources/datasources.yaml"
     )
     assert "prometheus" in {source["uid"] for source in datasources["datasources"]}
+
+
+def test_documents_live_in_a_named_volume_and_milvus_is_opt_in(compose: dict[str, Any]) -> None:
+    service = compose["services"][PROJECT_NAME]
+    environment = service["environment"]
+    assert service["read_only"] is True
+    volume, target = service["volumes"][0].split(":")[:2]
+    assert volume in compose["volumes"]
+    assert environment["APP_LANCEDB_PATH"].startswith(target + "/")
+    assert environment["APP_VECTOR_STORE"] == "${APP_VECTOR_STORE:-lancedb}"
+    milvus = compose["services"]["milvus"]
+    assert milvus["profiles"] == ["milvus"]
+    assert milvus["environment"]["ETCD_USE_EMBED"] == "true"
+    assert milvus["environment"]["COMMON_STORAGETYPE"] == "local"
+    assert milvus["volumes"][0].split(":")[0] in compose["volumes"]
+    assert milvus["image"].split(":")[1] == chart_milvus_tag()
+
+
+def chart_milvus_tag() -> str:
+    subchart = ROOT / "deploy" / "helm" / PROJECT_NAME / "charts" / "milvus" / "values.yaml"
+    return str(yaml.safe_load(subchart.read_text())["image"]["tag"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,16 +22,36 @@ SHA256 = "0" * 64
 VALUE_SETS: dict[str, dict[str, Any]] = {
     "default": {},
     "gateway-gpu": {"gpu": {"enabled": True}, "vllm": {"enabled": False}},
+    "milvus": {
+        "vectorStore": {"backend": "milvus"},
+        "milvus": {"enabled": True},
+        "autoscaling": {"enabled": True},
+    },
+    "milvus-external": {
+        "vectorStore": {
+            "backend": "milvus",
+            "milvus": {"uri": "http://milvus.example:19530", "tokenSecret": "milvus-token"},
+        },
+        "autoscaling": {"enabled": True},
+    },
+    # The shared tests read the first Deployment and Service: the gateway's, with an
+    # external Milvus (the subchart's objects would come first).
     "autoscaling-off": {
-        "autoscaling": {"enabled": False},
+        "vectorStore": {"backend": "milvus", "milvus": {"uri": "http://milvus:19530"}},
         "vllm": {"autoscaling": {"enabled": False}},
     },
     "keda": {
+        "vectorStore": {"backend": "milvus", "milvus": {"uri": "http://milvus:19530"}},
         "keda": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
     },
+    "lancedb-existing-claim": {
+        "vectorStore": {"lancedb": {"persistence": {"existingClaim": "documents"}}}
+    },
     "vllm": {"vllm": {"enabled": True}},
     "vllm-keda": {
+        "vectorStore": {"backend": "milvus"},
+        "milvus": {"enabled": True},
         "vllm": {"enabled": True},
         "keda": {"enabled": True},
         "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
@@ -42,11 +63,10 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
             "modelCache": {"existingClaim": "llm-models"},
             "tensorParallelSize": 2,
         },
-        "autoscaling": {"enabled": False},
     },
     "redis": {"redis": {"enabled": True}},
     "redis-url": {"redis": {"url": "redis://cache.example:6379/0"}},
-    "redis-secret": {"redis": {"existingSecret": "chat-redis"}},
+    "redis-secret": {"redis": {"existingSecret": "rag-redis"}},
 }
 # Custom resources: the fields each must have for its operator to act on it.
 CRD_REQUIRED_FIELDS = {
@@ -149,12 +169,22 @@ def test_the_schema_rejects_values_it_does_not_know_and_unsafe_models() -> None:
     for bad in (
         {"unknownKey": 1},
         {"image": {"pullPolicy": "Sometimes"}},
+        {"vectorStore": {"backend": "pgvector"}},
+        {"autoscaling": {"enabled": True}},  # LanceDB has one writer
+        {"keda": {"enabled": True}},
+        {"milvus": {"enabled": True}},  # Milvus in the chart, LanceDB in use
+        {"vectorStore": {"backend": "milvus"}},  # no Milvus at all
+        {  # two Milvus at once
+            "vectorStore": {"backend": "milvus", "milvus": {"uri": "http://milvus:19530"}},
+            "milvus": {"enabled": True},
+        },
+        {"vectorStore": {"backend": "milvus", "milvus": {"uri": "milvus:19530"}}},  # no scheme
+        {  # the subchart's own schema: a release tag, never "latest"
+            "vectorStore": {"backend": "milvus"},
+            "milvus": {"enabled": True, "image": {"tag": "latest"}},
+        },
         {"vllm": {"tensorParallelSize": 0}},
-        {"vllm": {"maxModelLen": "2048"}},
-        {"vllm": {"image": {"tag": ""}}},
-        {"vllm": {"autoscaling": {"unknownKnob": True}}},
-        {"redis": {"enabled": True, "url": "redis://cache:6379/0"}},  # two Redis at once
-        {"redis": {"url": "cache:6379"}},  # not a redis:// URL
+        {"redis": {"url": "cache:6379"}},
     ):
         with pytest.raises(helm.HelmValuesError):
             render(bad)
@@ -222,7 +252,6 @@ def test_probes_resources_and_a_locked_down_pod() -> None:
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert "emptyDir" in volumes[mounts["/tmp"]]
-    assert "emptyDir" in volumes[mounts["/models"]]  # the model cache
     assert pod["automountServiceAccountToken"] is False
 
 
@@ -249,10 +278,10 @@ def test_gpu_values_request_a_gpu_on_a_gpu_node() -> None:
 
 
 def test_autoscaling_on_cpu_and_queue_depth_or_keda() -> None:
-    hpa = by_kind(render({}), "HorizontalPodAutoscaler")[0]
+    hpa = by_kind(render(VALUE_SETS["milvus"]), "HorizontalPodAutoscaler")[0]
     metrics = {m["type"]: m for m in hpa["spec"]["metrics"]}
     assert metrics["Resource"]["resource"]["name"] == "cpu"
-    assert metrics["Pods"]["pods"]["metric"]["name"] == "inference_queue_depth"
+    assert metrics["Pods"]["pods"]["metric"]["name"] == "llm_active_streams"
     fixed = render(VALUE_SETS["autoscaling-off"])
     assert by_kind(fixed, "HorizontalPodAutoscaler") == []
     assert by_kind(fixed, "Deployment")[0]["spec"]["replicas"] == values()["replicaCount"]
@@ -261,7 +290,7 @@ def test_autoscaling_on_cpu_and_queue_depth_or_keda() -> None:
     scaled = by_kind(keda, "ScaledObject")[0]
     deployment = by_kind(keda, "Deployment")[0]
     assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
-    assert "inference_queue_depth" in scaled["spec"]["triggers"][0]["metadata"]["query"]
+    assert "llm_active_streams" in scaled["spec"]["triggers"][0]["metadata"]["query"]
     assert "replicas" not in deployment["spec"]
 
 
@@ -298,6 +327,10 @@ def values_name() -> str:
     return yaml.safe_load((CHART / "Chart.yaml").read_text())["name"]
 
 
+def claims(docs: list[dict[str, Any]]) -> list[str]:
+    return sorted(c["metadata"]["name"] for c in by_kind(docs, "PersistentVolumeClaim"))
+
+
 def config_of(docs: list[dict[str, Any]]) -> dict[str, str]:
     return named(docs, "ConfigMap")["data"]
 
@@ -309,7 +342,7 @@ def test_without_vllm_the_gateway_runs_its_embedded_engine() -> None:
     assert [d["metadata"]["name"] for d in by_kind(docs, "Deployment")] == [
         f"{RELEASE}-{values_name()}"
     ]
-    assert by_kind(docs, "PersistentVolumeClaim") == []
+    assert claims(docs) == [f"{RELEASE}-{values_name()}-lancedb"]  # the vector store's
 
 
 def test_the_gateway_streams_from_the_vllm_service() -> None:
@@ -357,8 +390,8 @@ def test_vllm_gets_gpus_its_args_a_model_cache_and_a_long_startup_probe() -> Non
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     assert volumes[mounts["/dev/shm"]]["emptyDir"]["medium"] == "Memory"
     cache = volumes[mounts["/models"]]["persistentVolumeClaim"]["claimName"]
-    assert cache == "llm-models"  # the existing claim; the chart makes none then
-    assert by_kind(docs, "PersistentVolumeClaim") == []
+    assert cache == "llm-models"  # the existing claim; the chart makes none for vLLM then
+    assert claims(docs) == [f"{RELEASE}-{values_name()}-lancedb"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["HF_HOME"].startswith("/models/")
     startup = container["startupProbe"]
@@ -368,8 +401,8 @@ def test_vllm_gets_gpus_its_args_a_model_cache_and_a_long_startup_probe() -> Non
     assert container["livenessProbe"]["httpGet"]["path"] == "/health"
     assert deployment["spec"]["replicas"] == chart["replicaCount"]
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    made = by_kind(render(VALUE_SETS["vllm"]), "PersistentVolumeClaim")
-    assert [pvc["metadata"]["name"] for pvc in made] == [f"{RELEASE}-{values_name()}-vllm-cache"]
+    made = claims(render(VALUE_SETS["vllm"]))
+    assert made == [f"{RELEASE}-{values_name()}-lancedb", f"{RELEASE}-{values_name()}-vllm-cache"]
 
 
 def test_vllm_scales_on_waiting_requests_with_keda_or_an_hpa() -> None:
@@ -421,7 +454,7 @@ def test_redis_in_the_chart_or_outside_it() -> None:
     assert "APP_REDIS_URL" not in config_of(secret)
     env = named(secret, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
     url = next(e for e in env if e["name"] == "APP_REDIS_URL")
-    assert url["valueFrom"]["secretKeyRef"] == {"name": "chat-redis", "key": "redis-url"}
+    assert url["valueFrom"]["secretKeyRef"] == {"name": "rag-redis", "key": "redis-url"}
     assert "APP_REDIS_URL" not in config_of(render({}))  # in memory by default
 
 
@@ -433,6 +466,132 @@ def test_the_gateway_serves_the_model_baked_into_its_image() -> None:
         assert f"APP_MODEL_PATH={values()['model']['path']}" in " ".join(
             arguments(dockerfile, "ENV")
         )
+
+
+def milvus_objects(docs: list[dict[str, Any]]) -> list[str]:
+    """Kind/name of every object of the Milvus subchart."""
+    return sorted(
+        f"{doc['kind']}/{doc['metadata']['name']}"
+        for doc in docs
+        if doc["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "milvus"
+    )
+
+
+def test_by_default_lancedb_lives_on_a_claim_and_the_gateway_runs_alone() -> None:
+    docs = render({})
+    deployment = named(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    scalers = by_kind(docs, "HorizontalPodAutoscaler") + by_kind(docs, "ScaledObject")
+    gateway = deployment["metadata"]["name"]
+    assert [s for s in scalers if s["spec"]["scaleTargetRef"]["name"] == gateway] == []
+    config = config_of(docs)
+    path = values()["vectorStore"]["lancedb"]["path"]
+    assert config["APP_VECTOR_STORE"] == "lancedb"
+    assert config["APP_LANCEDB_PATH"] == path
+    assert "APP_MILVUS_URI" not in config
+    pod = deployment["spec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    claim = named(docs, "PersistentVolumeClaim", "-lancedb")
+    assert volumes[mounts[path]]["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
+    assert claim["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    assert milvus_objects(docs) == []
+    existing = render(VALUE_SETS["lancedb-existing-claim"])
+    pod = named(existing, "Deployment")["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes[mounts[path]]["persistentVolumeClaim"]["claimName"] == "documents"
+    assert store_claims(existing) == []
+
+
+def test_the_image_keeps_lancedb_where_the_chart_mounts_its_claim() -> None:
+    path = values()["vectorStore"]["lancedb"]["path"]
+    for dockerfile in DOCKERFILES:
+        assert f"APP_LANCEDB_PATH={path}" in " ".join(arguments(dockerfile, "ENV"))
+        volumes = " ".join(arguments(dockerfile, "VOLUME"))
+        assert any(path.startswith(v.strip('[]" ')) for v in volumes.split())
+
+
+def test_milvus_in_the_chart_serves_the_gateway_which_may_scale() -> None:
+    docs = render(VALUE_SETS["milvus"])
+    service = named_exactly(docs, "Service", f"{RELEASE}-milvus")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports == {"grpc": 19530, "metrics": 9091}
+    config = config_of(docs)
+    assert config["APP_VECTOR_STORE"] == "milvus"
+    assert config["APP_MILVUS_URI"] == f"http://{service['metadata']['name']}:{ports['grpc']}"
+    assert "APP_LANCEDB_PATH" not in config
+    assert store_claims(docs) == [f"{RELEASE}-milvus-data"]  # Milvus's; none for LanceDB
+    gateway = named(docs, "Deployment")
+    assert "replicas" not in gateway["spec"]  # the HPA owns the count
+    assert gateway["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert named(docs, "HorizontalPodAutoscaler")["spec"]["maxReplicas"] > 1
+    milvus = named_exactly(docs, "Deployment", f"{RELEASE}-milvus")
+    assert milvus["spec"]["replicas"] == 1
+    assert milvus["spec"]["strategy"] == {"type": "Recreate"}
+    pod = milvus["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    repository, tag = container["image"].rsplit(":", 1)
+    assert repository == "milvusdb/milvus"
+    assert re.fullmatch(r"v\d+\.\d+\.\d+", tag)  # a release, never "latest"
+    assert container["args"] == ["milvus", "run", "standalone"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ETCD_USE_EMBED"] == "true"
+    assert env["COMMON_STORAGETYPE"] == "local"
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert env["ETCD_DATA_DIR"].startswith("/var/lib/milvus/")
+    data = volumes[mounts["/var/lib/milvus"]]["persistentVolumeClaim"]["claimName"]
+    assert data == f"{RELEASE}-milvus-data"
+    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"grpc": 19530, "metrics": 9091}
+    assert container["resources"]["requests"]
+    assert container["resources"]["limits"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    policy = named_exactly(docs, "NetworkPolicy", f"{RELEASE}-milvus")
+    grpc = next(rule for rule in policy["spec"]["ingress"] if rule["ports"][0]["port"] == "grpc")
+    allowed = grpc["from"][0]["podSelector"]["matchLabels"]
+    assert allowed.items() <= gateway["spec"]["template"]["metadata"]["labels"].items()
+    assert milvus_objects(docs) == [
+        f"Deployment/{RELEASE}-milvus",
+        f"NetworkPolicy/{RELEASE}-milvus",
+        f"PersistentVolumeClaim/{RELEASE}-milvus-data",
+        f"Service/{RELEASE}-milvus",
+    ]
+
+
+def test_an_external_milvus_gets_its_uri_and_a_token_from_a_secret() -> None:
+    docs = render(VALUE_SETS["milvus-external"])
+    config = config_of(docs)
+    assert config["APP_MILVUS_URI"] == "http://milvus.example:19530"
+    assert "APP_MILVUS_TOKEN" not in config
+    env = named(docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["env"]
+    token = next(e for e in env if e["name"] == "APP_MILVUS_TOKEN")
+    assert token["valueFrom"]["secretKeyRef"] == {"name": "milvus-token", "key": "token"}
+    assert milvus_objects(docs) == []
+    assert store_claims(docs) == []
+
+
+def test_the_chart_declares_its_vendored_milvus_dependency() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    (dependency,) = chart["dependencies"]
+    assert dependency["condition"] == "milvus.enabled"
+    vendored = yaml.safe_load((CHART / "charts" / "milvus" / "Chart.yaml").read_text())
+    assert (vendored["name"], vendored["version"]) == (dependency["name"], dependency["version"])
+
+
+def store_claims(docs: list[dict[str, Any]]) -> list[str]:
+    """The claims of the vector store: all but vLLM's model cache (with vllm.enabled)."""
+    return [claim for claim in claims(docs) if not claim.endswith("-vllm-cache")]
+
+
+def named_exactly(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    found = [doc for doc in by_kind(docs, kind) if doc["metadata"]["name"] == name]
+    assert len(found) == 1, f"no single {kind} {name}"
+    return found[0]
 
 
 def test_the_helm_test_hook_calls_readyz_through_the_service() -> None:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,10 @@ import httpx
 import pytest
 import yaml
 
+from rag_qa.app import create_app
+from rag_qa.settings import Settings
 from tests.deploy_tools import OBSERVABILITY, PROJECT_NAME, executable
+from tests.live_server import serve
 
 DASHBOARDS = sorted((OBSERVABILITY / "dashboards").glob("*.json"))
 RULES = OBSERVABILITY / "alerts.rules.yml"
@@ -126,19 +129,35 @@ def unknown_metrics(
     return found
 
 
-def model_name() -> str:
-    return str(Settings.model_fields["model_name"].default)
+# A small corpus of its own: the service under test starts with an empty LanceDB folder.
+DOCUMENT = """# Lighthouses
+
+The Bell Rock lighthouse stands off the coast of Angus in Scotland. It was completed
+in 1810 and is the oldest surviving sea-washed lighthouse in the world.
+"""
+ANSWERED = "When was the Bell Rock lighthouse completed?"
+UNRELATED = "How many moons does Jupiter have?"
 
 
-def chat(client: httpx.Client, content: str, max_tokens: int = 8) -> int:
-    """One streamed chat completion, read to its end; the status code."""
-    body = {
-        "model": model_name(),
-        "messages": [{"role": "user", "content": content}],
-        "max_tokens": max_tokens,
-        "stream": True,
-    }
-    with client.stream("POST", "/v1/chat/completions", json=body) as response:
+@pytest.fixture(scope="module")
+def base_url(
+    make_settings: Callable[..., Settings], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The service on the embedded engine, with a LanceDB folder of its own."""
+    settings = make_settings(lancedb_path=tmp_path_factory.mktemp("lancedb"))
+    with serve(create_app(settings), timeout_s=300) as url:
+        yield url
+
+
+def upload(client: httpx.Client, name: str, text: str) -> int:
+    files = {"file": (name, text.encode(), "text/markdown")}
+    return client.post("/v1/documents", files=files).status_code
+
+
+def ask(client: httpx.Client, question: str, max_tokens: int = 8) -> int:
+    """One streamed answer, read to its end; the status code."""
+    body = {"question": question, "max_tokens": max_tokens, "stream": True}
+    with client.stream("POST", "/v1/ask", json=body) as response:
         for _ in response.iter_lines():
             pass
         return response.status_code
@@ -146,10 +165,16 @@ def chat(client: httpx.Client, content: str, max_tokens: int = 8) -> int:
 
 @pytest.fixture(scope="module")
 def exposition(base_url: str, auth_headers: dict[str, str]) -> str:
-    """/metrics after a streamed chat and a refused one, so labelled series exist too."""
-    with httpx.Client(base_url=base_url, timeout=60, headers=auth_headers) as client:
-        assert chat(client, "What is the capital of France?") == 200
-        client.post("/v1/chat/completions", json={"model": model_name(), "messages": []})
+    """/metrics after an upload, a duplicate, a rejected file, an answered question and
+    one the documents do not cover, so labelled series exist too."""
+    with httpx.Client(base_url=base_url, timeout=120, headers=auth_headers) as client:
+        assert upload(client, "lighthouses.md", DOCUMENT) == 201
+        assert upload(client, "lighthouses.md", DOCUMENT) == 200  # the same text again
+        refused = {"file": ("tool.exe", b"MZ", "application/octet-stream")}
+        assert client.post("/v1/documents", files=refused).status_code == 415
+        assert client.post("/v1/search", json={"query": ANSWERED}).status_code == 200
+        assert ask(client, ANSWERED) == 200
+        assert ask(client, UNRELATED) == 200
         return client.get("/metrics").text
 
 
@@ -161,11 +186,14 @@ def test_there_is_a_dashboard_and_every_query_is_found() -> None:
         "Errors",
         "Time to first token",
         "Inter-token latency",
-        "Output tokens per second",
         "Active streams",
-        "Rejections and cancellations",
-        "vLLM requests running and waiting",
         "vLLM KV cache",
+        "Ingestion: documents and chunks",
+        "Ingestion duration",
+        "Embedding latency",
+        "Retrieval latency",
+        "Top score",
+        "No-answer rate",
     ):
         assert any(word in title for title in titles), f"no {word} panel"
     assert any(title.startswith("Saturation") for title in titles)
@@ -214,11 +242,11 @@ def test_queries_read_only_metrics_the_service_or_known_exporters_export(
 def test_a_query_for_a_metric_the_service_does_not_export_is_caught(exposition: str) -> None:
     queries = [
         *all_queries(),
-        ("Made up", "sum(rate(llm_made_up_total[5m]))"),
+        ("Made up", "sum(rate(rag_made_up_total[5m]))"),
         ("Made up engine", "max(vllm:made_up_perc)"),
     ]
     assert unknown_metrics(queries, exported_names(exposition)) == {
-        "Made up": {"llm_made_up_total"},
+        "Made up": {"rag_made_up_total"},
         "Made up engine": {"vllm:made_up_perc"},
     }
 
@@ -275,15 +303,18 @@ def prometheus(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         log.close()
 
 
-def _load(client: httpx.Client, stop: threading.Event) -> None:
-    """Streamed chats back to back, now and then a refused one (a 4xx)."""
+def _load(client: httpx.Client, stop: threading.Event, worker: int) -> None:
+    """Questions back to back, some the documents do not cover, now and then a new
+    document, a duplicate and a refused question (a 4xx)."""
     count = 0
     while not stop.is_set():
         count += 1
-        if count % 7 == 0:
-            client.post("/v1/chat/completions", json={"model": model_name(), "messages": []})
+        if count % 4 == 0:
+            upload(client, f"note-{worker}-{count}.md", f"# Note {worker}-{count}\n\n{DOCUMENT}")
+        elif count % 7 == 0:
+            client.post("/v1/ask", json={"question": ""})
         else:
-            chat(client, f"Count from 1 to {3 + count % 5}.", max_tokens=6 + count % 6)
+            ask(client, UNRELATED if count % 3 == 0 else ANSWERED, max_tokens=4 + count % 4)
         time.sleep(0.02)
 
 
@@ -311,17 +342,24 @@ def panels_without_data(prometheus: str, queries: list[tuple[str, str]]) -> list
 
 @pytest.fixture(scope="module")
 def loaded_prometheus(prometheus: str, base_url: str, auth_headers: dict[str, str]) -> str:
-    """Prometheus after about ten seconds of streamed chats through the gateway."""
+    """Prometheus after about ten seconds of uploads and questions."""
     stop = threading.Event()
-    clients = [httpx.Client(base_url=base_url, timeout=60, headers=auth_headers) for _ in range(3)]
-    workers = [threading.Thread(target=_load, args=(c, stop)) for c in clients]
+    clients = [httpx.Client(base_url=base_url, timeout=120, headers=auth_headers) for _ in range(2)]
+    workers = [
+        threading.Thread(target=_load, args=(client, stop, index))
+        for index, client in enumerate(clients)
+    ]
     for worker in workers:
         worker.start()
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             time.sleep(2)
-            if query(prometheus, "sum(rate(llm_completion_tokens_total[20s])) > 0"):
+            ready = (
+                "sum(rate(llm_completion_tokens_total[20s])) > 0"
+                " and sum(rate(rag_ingestion_duration_seconds_count[20s])) > 0"
+            )
+            if query(prometheus, ready):
                 break
         time.sleep(8)  # several scrapes of steady traffic for every rate window
     finally:
@@ -381,20 +419,6 @@ def test_vllm_queries_read_only_what_a_real_vllm_server_exports() -> None:
     for title, expr in vllm_queries():
         engine = {name for name in metric_names(concrete(expr)) if name.startswith("vllm:")}
         assert engine <= exported, f"{title}: {engine - exported}"
-
-
-@pytest.mark.vllm
-def test_vllm_queries_read_only_what_the_live_vllm_server_exports(vllm_url: str) -> None:
-    """With VLLM_PYTHON set: a real vLLM's /metrics, after a streamed chat so that its
-    histograms have samples, holds every vllm:* name the dashboard and rules read."""
-    with httpx.Client(base_url=vllm_url, timeout=120) as client:
-        assert chat(client, "What is the capital of France?") == 200
-        live = exported_names(client.get("/metrics").text)
-    for title, expr in vllm_queries():
-        engine = {name for name in metric_names(concrete(expr)) if name.startswith("vllm:")}
-        assert engine <= live, f"{title}: {engine - live}"
-    # The committed list still matches the engine the tests run.
-    assert {name for name in vllm_names() if not name.endswith("_created")} <= live
 
 
 def test_a_vllm_metric_that_vllm_does_not_export_is_caught() -> None:
