@@ -155,4 +155,3 @@ vectorStore.milvus.uri names an external one.
 {{- printf "http://%s:%d" (printf "%s-milvus" .Release.Name | trunc 63 | trimSuffix "-") 19530 }}
 {{- end }}
 {{- end }}
-
