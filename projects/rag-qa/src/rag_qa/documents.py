@@ -111,14 +111,15 @@ def parse(filename: str, data: bytes) -> ParsedDocument:
             title, sections = _parse_markdown(text)
         else:
             title, sections = "", [Section((), text)]
-    cleaned = tuple(
-        Section(tuple(clean_text(h) for h in s.headings if clean_text(h)), clean_text(s.text))
-        for s in sections
-    )
-    cleaned = tuple(s for s in cleaned if s.text)
+    cleaned = []
+    for section in sections:
+        headings = tuple(h for h in map(clean_text, section.headings) if h)
+        text = clean_text(section.text)
+        if text:
+            cleaned.append(Section(headings, text))
     if not cleaned:
         raise EmptyDocument(f"{filename!r} has no text to index")
-    return ParsedDocument(filename, content_type, clean_text(title) or stem, cleaned)
+    return ParsedDocument(filename, content_type, clean_text(title) or stem, tuple(cleaned))
 
 
 def clean_text(text: str) -> str:

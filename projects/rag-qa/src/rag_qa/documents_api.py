@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response, UploadFile
 
 from rag_qa.documents import InvalidFilename
 from rag_qa.errors import ServiceError
-from rag_qa.runtime import RagRuntime
+from rag_qa.runtime import ready_runtime
 from rag_qa.schemas import DOCUMENT_ID, Deleted, Document, DocumentList, IngestResponse
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
@@ -21,11 +21,6 @@ class DocumentNotFound(ServiceError):
     code = "document_not_found"
 
 
-def runtime_of(request: Request) -> RagRuntime:
-    runtime: RagRuntime = request.app.state.runtime
-    return runtime
-
-
 @router.post(
     "",
     response_model=IngestResponse,
@@ -34,8 +29,7 @@ def runtime_of(request: Request) -> RagRuntime:
     responses={200: {"description": "The same text was already stored; nothing was added"}},
 )
 async def upload(request: Request, response: Response, file: UploadFile) -> IngestResponse:
-    runtime = runtime_of(request)
-    runtime.require_ready()
+    runtime = ready_runtime(request)
     if not file.filename:
         raise InvalidFilename("the upload has no file name")
     data = await file.read()
@@ -54,16 +48,14 @@ async def list_documents(
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
 ) -> DocumentList:
-    runtime = runtime_of(request)
-    runtime.require_ready()
+    runtime = ready_runtime(request)
     found = await asyncio.to_thread(runtime.store.documents, limit, offset)
     return DocumentList(documents=[Document.of(info) for info in found])
 
 
 @router.get("/{document_id}", response_model=Document, summary="One document")
 async def get_document(request: Request, document_id: str) -> Document:
-    runtime = runtime_of(request)
-    runtime.require_ready()
+    runtime = ready_runtime(request)
     info = None
     if _valid(document_id):
         info = await asyncio.to_thread(runtime.store.get_document, document_id)
@@ -74,8 +66,7 @@ async def get_document(request: Request, document_id: str) -> Document:
 
 @router.delete("/{document_id}", response_model=Deleted, summary="Delete a document's chunks")
 async def delete_document(request: Request, document_id: str) -> Deleted:
-    runtime = runtime_of(request)
-    runtime.require_ready()
+    runtime = ready_runtime(request)
     deleted = 0
     if _valid(document_id):
         deleted = await asyncio.to_thread(runtime.store.delete_document, document_id)

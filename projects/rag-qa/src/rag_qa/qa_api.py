@@ -25,7 +25,7 @@ from rag_qa.errors import ServiceError, request_id_of
 from rag_qa.event_stream import EventStreamResponse
 from rag_qa.generation import Generation
 from rag_qa.prompting import build_messages, cited_numbers
-from rag_qa.runtime import RagRuntime
+from rag_qa.runtime import RagRuntime, ready_runtime
 from rag_qa.schemas import (
     AskRequest,
     AskResponse,
@@ -52,11 +52,6 @@ class TopKTooLarge(ServiceError):
     code = "top_k_too_large"
 
 
-def runtime_of(request: Request) -> RagRuntime:
-    runtime: RagRuntime = request.app.state.runtime
-    return runtime
-
-
 def check_question(settings: Settings, text: str, top_k: int | None) -> int:
     """The top_k to use; 422 for a question over the length limit or a top_k too large."""
     if len(text) > settings.max_question_chars:
@@ -72,8 +67,7 @@ def check_question(settings: Settings, text: str, top_k: int | None) -> int:
 
 @router.post("/search", response_model=SearchResponse, summary="The chunks closest to a query")
 async def search(request: Request, body: SearchRequest) -> SearchResponse:
-    runtime = runtime_of(request)
-    runtime.require_ready()
+    runtime = ready_runtime(request)
     k = check_question(runtime.settings, body.query, body.top_k)
     hits = await asyncio.to_thread(
         runtime.retriever.search,
@@ -95,9 +89,8 @@ async def search(request: Request, body: SearchRequest) -> SearchResponse:
 )
 async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONResponse:
     started = time.perf_counter()
-    runtime = runtime_of(request)
+    runtime = ready_runtime(request)
     settings = runtime.settings
-    runtime.require_ready()
     k = check_question(settings, body.question, body.top_k)
     await runtime.rate_limit.check(request)
     found = await asyncio.to_thread(

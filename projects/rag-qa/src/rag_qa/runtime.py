@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from fastapi import Request
 from redis.asyncio import Redis
 
 from rag_qa.embeddings import Embedder
@@ -75,10 +76,6 @@ class RagRuntime:
         if self.redis is not None:
             await self.redis.aclose()
 
-    def require_ready(self) -> None:
-        if not self.ready:
-            raise NotReady("the models are loading", retry_after_s=self.settings.retry_after_s)
-
     @contextlib.asynccontextmanager
     async def ingestion_slot(self) -> AsyncIterator[None]:
         """One of max_concurrent_ingestions; a few more wait, beyond that 503."""
@@ -96,3 +93,11 @@ class RagRuntime:
 
     async def refresh_store_size(self) -> None:
         self.metrics.rag_store_chunks.set(await asyncio.to_thread(self.store.count))
+
+
+def ready_runtime(request: Request) -> RagRuntime:
+    """The app's runtime, once its models and store are up; 503 `not_ready` before."""
+    runtime: RagRuntime = request.app.state.runtime
+    if not runtime.ready:
+        raise NotReady("the models are loading", retry_after_s=runtime.settings.retry_after_s)
+    return runtime
