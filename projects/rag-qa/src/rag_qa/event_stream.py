@@ -1,12 +1,18 @@
-"""A server-sent event stream that stops its producer the moment the response ends."""
+"""A server-sent event stream that stops its producer the moment the response ends,
+and the error event it sends when generation fails after the status line went out."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import anyio
 from fastapi.responses import StreamingResponse
 from starlette.types import Send
+
+from rag_qa.errors import ServiceError
+
+logger = logging.getLogger(__name__)
 
 
 class EventStreamResponse(StreamingResponse):
@@ -33,3 +39,15 @@ class EventStreamResponse(StreamingResponse):
             if aclose is not None:
                 with anyio.CancelScope(shield=True):
                     await aclose()
+
+
+def stream_error(exc: Exception, request_id: str | None) -> dict[str, object]:
+    """The body of a mid-stream error event, in the shape of error responses; logged.
+    Call it from the `except` block that caught `exc`."""
+    if isinstance(exc, ServiceError):
+        logger.warning("stream failed", extra={"code": exc.code, "reason": exc.message})
+        error = {"code": exc.code, "message": exc.message, "request_id": request_id}
+    else:
+        logger.exception("stream failed")
+        error = {"code": "internal_error", "message": "internal error", "request_id": request_id}
+    return {"error": error}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import time
 from collections.abc import AsyncIterator
 from http import HTTPStatus
@@ -22,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from rag_qa.engines.base import Finished, SamplingParams, TextDelta
 from rag_qa.errors import ServiceError, request_id_of
-from rag_qa.event_stream import EventStreamResponse
+from rag_qa.event_stream import EventStreamResponse, stream_error
 from rag_qa.generation import Generation
 from rag_qa.prompting import build_messages, cited_numbers
 from rag_qa.runtime import RagRuntime, ready_runtime
@@ -36,8 +35,6 @@ from rag_qa.schemas import (
 )
 from rag_qa.settings import Settings
 from rag_qa.store import Hit
-
-logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1", tags=["questions"])
 
@@ -122,7 +119,7 @@ async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONR
             answered=True,
             sources=_sources(hits, answer),
             finish_reason=finished.reason if finished else None,
-            usage=_usage(finished) if finished else None,
+            usage=Usage(**finished.usage()) if finished else None,
         )
     )
 
@@ -147,14 +144,6 @@ def _sources(hits: list[Hit], answer: str) -> list[Source]:
     return [
         Source.of(number, hit, cited=number in cited) for number, hit in enumerate(hits, start=1)
     ]
-
-
-def _usage(finished: Finished) -> Usage:
-    return Usage(
-        prompt_tokens=finished.prompt_tokens,
-        completion_tokens=finished.completion_tokens,
-        total_tokens=finished.prompt_tokens + finished.completion_tokens,
-    )
 
 
 def _json(response: AskResponse) -> JSONResponse:
@@ -186,22 +175,7 @@ async def _answer_events(
                     yield _event("sources", {"answered": True, "sources": sources})
                     yield _event(
                         "done",
-                        {"finish_reason": event.reason, "usage": _usage(event).model_dump()},
+                        {"finish_reason": event.reason, "usage": event.usage()},
                     )
-    except ServiceError as exc:
-        logger.warning("answer stream failed", extra={"code": exc.code, "reason": exc.message})
-        yield _event(
-            "error", {"error": {"code": exc.code, "message": exc.message, "request_id": request_id}}
-        )
-    except Exception:
-        logger.exception("answer stream failed")
-        yield _event(
-            "error",
-            {
-                "error": {
-                    "code": "internal_error",
-                    "message": "internal error",
-                    "request_id": request_id,
-                }
-            },
-        )
+    except Exception as exc:
+        yield _event("error", stream_error(exc, request_id))

@@ -24,7 +24,7 @@ from streaming_chatbot.schemas import (
     SamplingFields,
     Usage,
 )
-from streaming_chatbot.sse import chat_completion_chunks, usage
+from streaming_chatbot.sse import chat_completion_chunks
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -109,5 +109,5 @@ def completion(
         created=created,
         model=model,
         choices=[Choice(message=ChoiceMessage(content=text), finish_reason=finished.reason)],
-        usage=Usage(**usage(finished)),
+        usage=Usage(**finished.usage()),
     )

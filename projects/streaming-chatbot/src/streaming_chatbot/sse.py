@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from streaming_chatbot.engines.base import Finished, TextDelta
-from streaming_chatbot.errors import ServiceError
+from streaming_chatbot.event_stream import stream_error
 from streaming_chatbot.generation import Generation
-
-logger = logging.getLogger(__name__)
-
-
-def usage(finished: Finished) -> dict[str, int]:
-    return {
-        "prompt_tokens": finished.prompt_tokens,
-        "completion_tokens": finished.completion_tokens,
-        "total_tokens": finished.prompt_tokens + finished.completion_tokens,
-    }
 
 
 async def chat_completion_chunks(
@@ -59,13 +48,7 @@ async def chat_completion_chunks(
                 elif isinstance(event, Finished):
                     if on_finish is not None:
                         await on_finish("".join(parts), event)
-                    yield chunk({}, event.reason, usage=usage(event))
-    except ServiceError as exc:
-        logger.warning("stream failed", extra={"code": exc.code, "reason": exc.message})
-        error = {"code": exc.code, "message": exc.message, "request_id": request_id}
-        yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
-    except Exception:
-        logger.exception("stream failed")
-        error = {"code": "internal_error", "message": "internal error", "request_id": request_id}
-        yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+                    yield chunk({}, event.reason, usage=event.usage())
+    except Exception as exc:
+        yield b"data: " + json.dumps(stream_error(exc, request_id)).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"

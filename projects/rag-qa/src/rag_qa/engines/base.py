@@ -49,6 +49,14 @@ class Finished:
     prompt_tokens: int
     completion_tokens: int
 
+    def usage(self) -> dict[str, int]:
+        """Token counts in OpenAI's `usage` shape."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.prompt_tokens + self.completion_tokens,
+        }
+
 
 EngineEvent = TextDelta | Finished
 
