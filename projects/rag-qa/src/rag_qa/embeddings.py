@@ -63,7 +63,6 @@ class Embedder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = self.settings.embedding_model_path or default_model_path()
         device = _device(self.settings.device)
-        torch.set_num_threads(self.settings.embedding_threads)
         model = SentenceTransformer(str(path), device=device, local_files_only=True)
         if self.settings.embedding_int8 and device == "cpu":
             with warnings.catch_warnings():
@@ -73,9 +72,8 @@ class Embedder:
                 model = torch.ao.quantization.quantize_dynamic(
                     model, {torch.nn.Linear}, dtype=torch.qint8
                 )
-        model.eval()
-        model.encode(["warm-up"], batch_size=1)
-        self.model = model
+        self.model = model.eval()
+        self._encode(["warm-up"])
         logger.info(
             "embedder ready",
             extra={"path": str(path), "device": device, "int8": self.settings.embedding_int8},
@@ -92,10 +90,19 @@ class Embedder:
 
     def embed(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray:
         """(len(texts), dimension) float32, unit length; blocking."""
-        model = self._model()
         started = time.perf_counter()
+        vectors = self._encode(texts)
+        self.metrics.rag_embedding_duration.labels(purpose=purpose).observe(
+            time.perf_counter() - started
+        )
+        self.metrics.rag_embedded_texts.labels(purpose=purpose).inc(len(texts))
+        return vectors
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._model()
         with self._lock, torch.inference_mode():
-            # The embedded LLM engine sets its own thread count; take ours back.
+            # Intra-op thread counts belong to the calling thread (OpenMP), and embedding
+            # runs on whichever worker thread is free: set ours on each call.
             torch.set_num_threads(self.settings.embedding_threads)
             vectors = model.encode(
                 list(texts),
@@ -103,10 +110,6 @@ class Embedder:
                 normalize_embeddings=True,
                 convert_to_numpy=True,
             )
-        self.metrics.rag_embedding_duration.labels(purpose=purpose).observe(
-            time.perf_counter() - started
-        )
-        self.metrics.rag_embedded_texts.labels(purpose=purpose).inc(len(texts))
         return np.asarray(vectors, dtype=np.float32)
 
     def _model(self) -> SentenceTransformer:
