@@ -81,19 +81,11 @@ def _ingest_folder(folder: Path) -> int:
     """Straight into the configured store, in this process."""
     from tqdm import tqdm
 
-    from rag_qa.embeddings import Embedder
     from rag_qa.errors import ServiceError
-    from rag_qa.ingestion import Ingestor
+    from rag_qa.ingestion import open_ingestor
     from rag_qa.observability import Metrics
-    from rag_qa.store import create_store
 
-    settings = Settings()
-    metrics = Metrics()
-    embedder = Embedder(settings, metrics)
-    embedder.load()
-    store = create_store(settings)
-    store.open(embedder.dimension)
-    ingestor = Ingestor(settings, embedder, store, metrics)
+    ingestor = open_ingestor(Settings(), Metrics())
     created = duplicates = failed = chunks = 0
     started = time.perf_counter()
     try:
@@ -112,7 +104,7 @@ def _ingest_folder(folder: Path) -> int:
                 else:
                     duplicates += 1
     finally:
-        store.close()
+        ingestor.store.close()
     elapsed = time.perf_counter() - started
     print(
         f"{created} documents ingested ({chunks} chunks, {chunks / elapsed:.1f} chunks/s), "

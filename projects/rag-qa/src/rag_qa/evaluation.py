@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag_qa.embeddings import Embedder
-from rag_qa.ingestion import Ingestor
-from rag_qa.lance_store import LanceStore
+from rag_qa.ingestion import open_ingestor
 from rag_qa.observability import Metrics
 from rag_qa.retrieval import Retriever
 from rag_qa.settings import Settings
@@ -68,24 +65,17 @@ def evaluate(
     corpus: Path,
     questions: list[Question],
     k: int = 5,
-    progress: Callable[[str], None] | None = None,
 ) -> Report:
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
         settings = settings.model_copy(
             update={"lancedb_path": Path(folder), "vector_store": "lancedb"}
         )
         metrics = Metrics()
-        embedder = Embedder(settings, metrics)
-        embedder.load()
-        store = LanceStore(settings)
-        store.open(embedder.dimension)
-        ingestor = Ingestor(settings, embedder, store, metrics)
+        ingestor = open_ingestor(settings, metrics)
         files = sorted(p for p in corpus.iterdir() if p.is_file())
         for path in files:
             ingestor.ingest(path.name, path.read_bytes())
-            if progress:
-                progress(path.name)
-        retriever = Retriever(embedder, store, metrics)
+        retriever = Retriever(ingestor.embedder, ingestor.store, metrics)
         outcomes = []
         for question in questions:
             hits = retriever.search(question.question, k)
@@ -95,7 +85,7 @@ def evaluate(
                 None,
             )
             outcomes.append(Outcome(question, rank, hits[0].score if hits else 0.0))
-        return Report(k, len(files), store.count(), outcomes)
+        return Report(k, len(files), ingestor.store.count(), outcomes)
 
 
 def _normalise(text: str) -> str:

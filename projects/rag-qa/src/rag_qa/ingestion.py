@@ -20,7 +20,7 @@ from rag_qa.embeddings import Embedder
 from rag_qa.errors import PayloadTooLarge, ServiceError, Unavailable
 from rag_qa.observability import Metrics
 from rag_qa.settings import Settings
-from rag_qa.store import ChunkRecord, DocumentInfo, VectorStore
+from rag_qa.store import ChunkRecord, DocumentInfo, VectorStore, create_store
 
 logger = logging.getLogger(__name__)
 
@@ -131,3 +131,13 @@ class Ingestor:
             extra={"document_id": document_id, "document": name, "chunks": len(chunks)},
         )
         return IngestResult(info, created=True)
+
+
+def open_ingestor(settings: Settings, metrics: Metrics) -> Ingestor:
+    """A loaded embedder and the configured store, opened, outside the service: for the
+    command line and the evaluation. Blocking."""
+    embedder = Embedder(settings, metrics)
+    embedder.load()
+    store = create_store(settings)
+    store.open(embedder.dimension)
+    return Ingestor(settings, embedder, store, metrics)
