@@ -7,6 +7,7 @@ group (what Ctrl+C does), waits, then SIGKILLs the group and any descendant that
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -215,3 +216,15 @@ def run_python(*args: str, env: Mapping[str, str] | None = None, timeout_s: floa
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} failed:\n{result.stdout}\n{result.stderr}")
     return result.stdout
+
+
+def render_project(kind: str, target: Path, answers: Mapping[str, object] | None = None) -> Path:
+    """Renders templates/<kind> into `target` as users would (default answers, or these),
+    through tests/gallery.py in a child Python; returns `target`."""
+    code = (
+        "import json, sys; from pathlib import Path; "
+        "from tests.gallery import render; "
+        "render(sys.argv[1], Path(sys.argv[2]), json.loads(sys.argv[3]))"
+    )
+    run_python("-c", code, kind, str(target), json.dumps(dict(answers or {})), timeout_s=900.0)
+    return target

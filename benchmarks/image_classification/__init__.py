@@ -27,7 +27,7 @@ import httpx
 
 from benchmarks.image_classification.payloads import jpeg_payloads
 from benchmarks.loadgen import RequestSpec
-from benchmarks.processes import ServerSpec, free_port, run_python
+from benchmarks.processes import ServerSpec, free_port, render_project, run_python
 from benchmarks.suite import Contender, Figure, Outcome, Suite, Target
 
 KIND = "image-classification"
@@ -48,7 +48,12 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
     # as the service's inference workers and LitServe's per-core workers run; one on a GPU.
     parallel = 1 if device == "gpu" else max(1, len(os.sched_getaffinity(0)) // threads)
 
-    renders = _render(workdir / "render")
+    renders = {
+        "default": render_project(KIND, workdir / "render" / "default"),
+        "triton": render_project(
+            KIND, workdir / "render" / "triton", {"inference_backend": "triton"}
+        ),
+    }
     model_dir = workdir / "model"
     run_python(
         "-c",
@@ -320,18 +325,6 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             "payload_bytes": [len(p) for p in payloads],
         },
     )
-
-
-def _render(root: Path) -> dict[str, Path]:
-    """The default render (torch backend) and the triton one, as users would render them."""
-    code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "from tests.gallery import render; "
-        "render(sys.argv[2], Path(sys.argv[3]) / 'default'); "
-        "render(sys.argv[2], Path(sys.argv[3]) / 'triton', {'inference_backend': 'triton'})"
-    )
-    run_python("-c", code, str(ROOT), KIND, str(root))
-    return {"default": root / "default", "triton": root / "triton"}
 
 
 def _json_request(payload: bytes) -> RequestSpec:

@@ -24,11 +24,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processes import run_python
+from benchmarks.processes import render_project
 from benchmarks.suite import Outcome, Suite, Target
 
 KIND = "rag-qa"
-ROOT = Path(__file__).resolve().parents[2]
 SIZES = (10_000, 100_000)
 # The issue's targets.
 P95_MS = 30.0
@@ -39,7 +38,7 @@ CHUNKS_PER_S = 200.0
 def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
     if device != "cpu":
         raise SystemExit("the rag-qa suite runs on CPU only for now")
-    render = _render(workdir / "render")
+    render = render_project(KIND, workdir / "render")
     sys.path.insert(0, str(render / "src"))
     return Suite(
         kind=KIND,
@@ -245,13 +244,3 @@ def _ingestion_target(results: Mapping[str, Any]) -> Outcome:
         row["chunks_per_s"] >= CHUNKS_PER_S,
         f"{row['chunks_per_s']:.1f} chunks/s ({row['chunks']} chunks in {row['seconds']:.1f} s)",
     )
-
-
-def _render(root: Path) -> Path:
-    """The default render, as users get it."""
-    code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "from tests.gallery import render; render(sys.argv[2], Path(sys.argv[3]))"
-    )
-    run_python("-c", code, str(ROOT), KIND, str(root), timeout_s=900.0)
-    return root

