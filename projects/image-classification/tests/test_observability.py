@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +225,7 @@ def prometheus(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         log.close()
 
 
-def _load(client: httpx.Client, samples: dict[str, bytes], stop: threading.Event) -> None:
+def _load(client: httpx.Client, stop: threading.Event, samples: dict[str, bytes]) -> None:
     """Concurrent-ish traffic: good images, now and then a bad one (a 4xx)."""
     count = 0
     while not stop.is_set():
@@ -245,6 +245,36 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     return body["data"]["result"]
 
 
+def drive(
+    prometheus: str,
+    clients: list[httpx.Client],
+    load: Callable[[httpx.Client, threading.Event], None],
+    ready: str,
+    timeout_s: float = 60,
+) -> str:
+    """Runs `load` with each client on a thread of its own until Prometheus answers the
+    `ready` query, then for several more scrapes, so every rate window sees steady
+    traffic. Returns `prometheus`."""
+    stop = threading.Event()
+    workers = [threading.Thread(target=load, args=(client, stop)) for client in clients]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if query(prometheus, ready):
+                break
+        time.sleep(8)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        for client in clients:
+            client.close()
+    return prometheus
+
+
 def panels_without_data(prometheus: str, queries: list[tuple[str, str]]) -> list[str]:
     """Queries (that read the service's own metrics) which return no series."""
     return [
@@ -260,25 +290,13 @@ def loaded_prometheus(
     prometheus: str, base_url: str, auth_headers: dict[str, str], samples: dict[str, bytes]
 ) -> str:
     """Prometheus after about ten seconds of traffic to the service."""
-    stop = threading.Event()
     clients = [httpx.Client(base_url=base_url, timeout=30, headers=auth_headers) for _ in range(3)]
-    workers = [threading.Thread(target=_load, args=(c, samples, stop)) for c in clients]
-    for worker in workers:
-        worker.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            if query(prometheus, "sum(rate(predictions_total[20s])) > 0"):
-                break
-        time.sleep(8)  # several scrapes of steady traffic for every rate window
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-        for client in clients:
-            client.close()
-    return prometheus
+    return drive(
+        prometheus,
+        clients,
+        lambda client, stop: _load(client, stop, samples),
+        "sum(rate(predictions_total[20s])) > 0",
+    )
 
 
 def test_every_dashboard_panel_returns_data_from_a_live_prometheus(loaded_prometheus: str) -> None:

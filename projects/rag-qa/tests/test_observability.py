@@ -22,10 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from rag_qa.app import create_app
-from rag_qa.settings import Settings
 from tests.deploy_tools import OBSERVABILITY, PROJECT_NAME, executable
-from tests.live_server import serve
 
 DASHBOARDS = sorted((OBSERVABILITY / "dashboards").glob("*.json"))
 RULES = OBSERVABILITY / "alerts.rules.yml"
@@ -129,7 +126,7 @@ def unknown_metrics(
     return found
 
 
-# A small corpus of its own: the service under test starts with an empty LanceDB folder.
+# A small corpus of its own: the service under test (conftest's base_url) starts empty.
 DOCUMENT = """# Lighthouses
 
 The Bell Rock lighthouse stands off the coast of Angus in Scotland. It was completed
@@ -137,16 +134,6 @@ in 1810 and is the oldest surviving sea-washed lighthouse in the world.
 """
 ANSWERED = "When was the Bell Rock lighthouse completed?"
 UNRELATED = "How many moons does Jupiter have?"
-
-
-@pytest.fixture(scope="module")
-def base_url(
-    make_settings: Callable[..., Settings], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The service on the embedded engine, with a LanceDB folder of its own."""
-    settings = make_settings(lancedb_path=tmp_path_factory.mktemp("lancedb"))
-    with serve(create_app(settings), timeout_s=300) as url:
-        yield url
 
 
 def upload(client: httpx.Client, name: str, text: str) -> int:
@@ -303,14 +290,15 @@ def prometheus(base_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
         log.close()
 
 
-def _load(client: httpx.Client, stop: threading.Event, worker: int) -> None:
+def _load(client: httpx.Client, stop: threading.Event) -> None:
     """Questions back to back, some the documents do not cover, now and then a new
     document, a duplicate and a refused question (a 4xx)."""
     count = 0
     while not stop.is_set():
         count += 1
         if count % 4 == 0:
-            upload(client, f"note-{worker}-{count}.md", f"# Note {worker}-{count}\n\n{DOCUMENT}")
+            note = f"{threading.get_ident()}-{count}"  # new text: a document, not a duplicate
+            upload(client, f"note-{note}.md", f"# Note {note}\n\n{DOCUMENT}")
         elif count % 7 == 0:
             client.post("/v1/ask", json={"question": ""})
         else:
@@ -323,6 +311,36 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     body = response.json()
     assert body["status"] == "success", body
     return body["data"]["result"]
+
+
+def drive(
+    prometheus: str,
+    clients: list[httpx.Client],
+    load: Callable[[httpx.Client, threading.Event], None],
+    ready: str,
+    timeout_s: float = 60,
+) -> str:
+    """Runs `load` with each client on a thread of its own until Prometheus answers the
+    `ready` query, then for several more scrapes, so every rate window sees steady
+    traffic. Returns `prometheus`."""
+    stop = threading.Event()
+    workers = [threading.Thread(target=load, args=(client, stop)) for client in clients]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if query(prometheus, ready):
+                break
+        time.sleep(8)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        for client in clients:
+            client.close()
+    return prometheus
 
 
 def reads_the_gateway(expr: str) -> bool:
@@ -343,32 +361,12 @@ def panels_without_data(prometheus: str, queries: list[tuple[str, str]]) -> list
 @pytest.fixture(scope="module")
 def loaded_prometheus(prometheus: str, base_url: str, auth_headers: dict[str, str]) -> str:
     """Prometheus after about ten seconds of uploads and questions."""
-    stop = threading.Event()
     clients = [httpx.Client(base_url=base_url, timeout=120, headers=auth_headers) for _ in range(2)]
-    workers = [
-        threading.Thread(target=_load, args=(client, stop, index))
-        for index, client in enumerate(clients)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            ready = (
-                "sum(rate(llm_completion_tokens_total[20s])) > 0"
-                " and sum(rate(rag_ingestion_duration_seconds_count[20s])) > 0"
-            )
-            if query(prometheus, ready):
-                break
-        time.sleep(8)  # several scrapes of steady traffic for every rate window
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-        for client in clients:
-            client.close()
-    return prometheus
+    ready = (
+        "sum(rate(llm_completion_tokens_total[20s])) > 0"
+        " and sum(rate(rag_ingestion_duration_seconds_count[20s])) > 0"
+    )
+    return drive(prometheus, clients, _load, ready, timeout_s=90)
 
 
 def test_every_dashboard_panel_returns_data_from_a_live_prometheus(loaded_prometheus: str) -> None:

@@ -14,7 +14,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -295,6 +295,36 @@ def query(prometheus: str, expr: str) -> list[dict[str, Any]]:
     return body["data"]["result"]
 
 
+def drive(
+    prometheus: str,
+    clients: list[httpx.Client],
+    load: Callable[[httpx.Client, threading.Event], None],
+    ready: str,
+    timeout_s: float = 60,
+) -> str:
+    """Runs `load` with each client on a thread of its own until Prometheus answers the
+    `ready` query, then for several more scrapes, so every rate window sees steady
+    traffic. Returns `prometheus`."""
+    stop = threading.Event()
+    workers = [threading.Thread(target=load, args=(client, stop)) for client in clients]
+    for worker in workers:
+        worker.start()
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            time.sleep(2)
+            if query(prometheus, ready):
+                break
+        time.sleep(8)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
+        for client in clients:
+            client.close()
+    return prometheus
+
+
 def reads_the_gateway(expr: str) -> bool:
     """Whether a query reads the gateway's own metrics (not vLLM's or an exporter's)."""
     own = {n for n in metric_names(concrete(expr)) if not n.startswith("vllm:")}
@@ -313,25 +343,8 @@ def panels_without_data(prometheus: str, queries: list[tuple[str, str]]) -> list
 @pytest.fixture(scope="module")
 def loaded_prometheus(prometheus: str, base_url: str, auth_headers: dict[str, str]) -> str:
     """Prometheus after about ten seconds of streamed chats through the gateway."""
-    stop = threading.Event()
     clients = [httpx.Client(base_url=base_url, timeout=60, headers=auth_headers) for _ in range(3)]
-    workers = [threading.Thread(target=_load, args=(c, stop)) for c in clients]
-    for worker in workers:
-        worker.start()
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            time.sleep(2)
-            if query(prometheus, "sum(rate(llm_completion_tokens_total[20s])) > 0"):
-                break
-        time.sleep(8)  # several scrapes of steady traffic for every rate window
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join()
-        for client in clients:
-            client.close()
-    return prometheus
+    return drive(prometheus, clients, _load, "sum(rate(llm_completion_tokens_total[20s])) > 0")
 
 
 def test_every_dashboard_panel_returns_data_from_a_live_prometheus(loaded_prometheus: str) -> None:
