@@ -127,12 +127,15 @@ async def test_a_request_that_does_not_fit_the_queue_is_refused_whole() -> None:
 
 
 async def test_timed_out_items_never_reach_the_model() -> None:
-    model = RecordingModel(delay_s=0.2)
+    model = RecordingModel(delay_s=1.0)
     batcher = make_batcher(model, max_batch_size=1)
     await batcher.start()
     try:
         busy = asyncio.create_task(batcher.submit([1], 5))
-        await asyncio.sleep(0.05)
+        # [99] must expire while [1] holds the model: wait until it does, rather than a
+        # fixed time that a loaded machine can overshoot.
+        while not model.batches:
+            await asyncio.sleep(0.01)
         with pytest.raises(InferenceTimeout):
             await batcher.submit([99], 0.05)
         assert await busy == [2]

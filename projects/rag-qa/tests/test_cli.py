@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def test_ingest_a_folder_once(
     (folder / "nested" / "empty.md").write_text("")
     (folder / "photo.jpg").write_bytes(b"\xff\xd8")  # not a supported type: not offered
     monkeypatch.setenv("APP_LANCEDB_PATH", str(tmp_path / "store"))
+    monkeypatch.setenv("APP_DEVICE", os.environ.get("TEST_DEVICE", "cpu"))
 
     assert main(["ingest", str(folder)]) == 1  # one file was refused
     out, err = capsys.readouterr()
