@@ -29,10 +29,12 @@ class RecordingModel:
         self.fail_on = fail_on
         self.batches: list[list[int]] = []
         self.lock = threading.Lock()
+        self.called = threading.Event()
 
     def __call__(self, items: Sequence[int]) -> list[int]:
         with self.lock:
             self.batches.append(list(items))
+        self.called.set()
         time.sleep(self.delay_s)
         if self.fail_on in items:
             raise ValueError(f"cannot handle {self.fail_on}")
@@ -134,8 +136,7 @@ async def test_timed_out_items_never_reach_the_model() -> None:
         busy = asyncio.create_task(batcher.submit([1], 5))
         # [99] must expire while [1] holds the model: wait until it does, rather than a
         # fixed time that a loaded machine can overshoot.
-        while not model.batches:
-            await asyncio.sleep(0.01)
+        assert await asyncio.to_thread(model.called.wait, 5)
         with pytest.raises(InferenceTimeout):
             await batcher.submit([99], 0.05)
         assert await busy == [2]
