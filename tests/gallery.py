@@ -4,8 +4,8 @@ python tests/gallery.py --write     # regenerate projects/ (what `nox -s render`
 python tests/gallery.py --check     # fail when projects/ differs from a fresh render
 python tests/gallery.py --combinations DIR [--kind KIND]   # every answer combination
 
-Every kind that copier.yml offers and that has a folder in templates/ is rendered to
-projects/<kind>/; its answer combinations are COMBINATIONS[kind].
+Every kind (a templates/<kind>/ with a kind.yml) is rendered to projects/<kind>/; its answer
+combinations are "defaults" and those its manifest names.
 """
 
 from __future__ import annotations
@@ -21,71 +21,19 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from tests.kinds import kind, kind_names
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = ROOT / "projects"
 
-# Per kind, named answer combinations (project_kind is added when rendering). Each value of
-# every question appears at least once, and each pair of switches that change code together
-# (tracing x auth, device x backend) appears in both states.
-COMBINATIONS: dict[str, dict[str, dict[str, object]]] = {
-    "image-classification": {
-        "defaults": {},
-        "gpu-auth-no-tracing": {"default_device": "gpu", "api_key_auth": True, "tracing": False},
-        "triton-auth-tracing": {
-            "inference_backend": "triton",
-            "api_key_auth": True,
-            "tracing": True,
-        },
-        "triton-gpu-plain": {
-            "inference_backend": "triton",
-            "default_device": "gpu",
-            "tracing": False,
-            "python_version": "3.12",
-        },
-    },
-    "streaming-chatbot": {
-        # cpu: the embedded engine; gpu: vLLM
-        "defaults": {},
-        "gpu-auth-no-tracing": {
-            "default_device": "gpu",
-            "api_key_auth": True,
-            "tracing": False,
-            "python_version": "3.12",
-        },
-    },
-    "rag-qa": {
-        # cpu: the embedded engine and LanceDB; gpu: vLLM
-        "defaults": {},
-        "gpu-auth-no-tracing": {
-            "default_device": "gpu",
-            "api_key_auth": True,
-            "tracing": False,
-            "python_version": "3.12",
-        },
-    },
-}
-
-
-def offered_kinds() -> list[str]:
-    """The kinds copier.yml offers, in its order: the values of project_kind's choices."""
-    text = (ROOT / "copier.yml").read_text()
-    block = re.search(r"^project_kind:\n((?:[ \t]+.*\n|\n)+)", text, re.M)
-    assert block, "copier.yml has no project_kind question"
-    choices = block.group(1).split("choices:", 1)[1].split("default:", 1)[0]
-    return re.findall(r'^\s+"[^"]+":\s*([a-z][a-z0-9-]*)\s*$', choices, re.M)
-
-
 def project_kinds() -> list[str]:
-    """The kinds that copier.yml offers and that have a template folder, in copier.yml's
-    order. A kind being written (offered, but no templates/<kind> yet) is left out."""
-    return [kind for kind in offered_kinds() if (ROOT / "templates" / kind).is_dir()]
+    """Every kind: each folder of templates/ with a kind.yml, in copier.yml's order."""
+    return kind_names()
 
 
-def combinations(kind: str) -> dict[str, dict[str, object]]:
-    """A kind's named answer combinations; every kind with a template must have some."""
-    if kind not in COMBINATIONS:
-        raise KeyError(f"tests/gallery.py has no answer combinations for {kind!r}")
-    return COMBINATIONS[kind]
+def combinations(kind_name: str) -> dict[str, dict[str, object]]:
+    """A kind's named answer combinations: "defaults", then its manifest's."""
+    return kind(kind_name).combinations
 
 
 def cases(kinds: list[str] | None = None) -> list[tuple[str, str]]:
