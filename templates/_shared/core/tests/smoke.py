@@ -93,10 +93,11 @@ def _request(
         body = b""
         for field, source in step.get("files", {}).items():
             name, kind, data = _file(source, files)
-            body += (
+            part = (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
                 f'filename="{name}"\r\nContent-Type: {kind}\r\n\r\n'
-            ).encode() + data + b"\r\n"
+            )
+            body += part.encode() + data + b"\r\n"
         body += f"--{boundary}--\r\n".encode()
         content_type = f"multipart/form-data; boundary={boundary}"
     return urllib.request.Request(
