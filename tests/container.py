@@ -1,10 +1,8 @@
-"""Build a project's CPU image, run it, and send it one real request through its published
-port: image-classification classifies a digit, streaming-chatbot answers a chat completion,
-rag-qa ingests a Markdown document and answers a question from it with its sources.
+"""Build a project's CPU image, run it, and send its smoke requests through the published
+port: the steps of the project's tests/smoke.json (its kind's manifest says what they are),
+sent and checked by the project's own tests/smoke.py, as its CI workflow does.
 
-python tests/container.py image-classification     # what `nox -s container -- <kind>` runs
-python tests/container.py streaming-chatbot
-python tests/container.py rag-qa
+python -m tests.container <kind> [<kind> ...]     # what `nox -s "container(kind='<kind>')"` runs
 
 With a Docker engine the build uses the Dockerfile's defaults (registries for the base
 image and PyTorch's CPU wheels). Without one it uses Debian's podman: the base image is
@@ -17,7 +15,6 @@ Dockerfile says; only where the files come from changes.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -29,6 +26,8 @@ import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
+
+from tests import kinds
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".nox" / "container-cache"
@@ -155,146 +154,44 @@ def wait_ready(url: str, timeout_s: float) -> None:
     raise TimeoutError(f"{url} did not answer 200 within {timeout_s:g} s")
 
 
-def post_file(
-    url: str, field: str, name: str, data: bytes, content_type: str, headers: dict[str, str]
-) -> dict[str, object]:
-    """One file as multipart/form-data; the JSON answer."""
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f"--{boundary}\r\n"
-            f'Content-Disposition: form-data; name="{field}"; filename="{name}"\r\n'
-            f"Content-Type: {content_type}\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}", **headers},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
+def smoke(engine: str, name: str, base: str, project: Path, api_key: str | None) -> None:
+    """Copies the files the steps take from the container out of it, then runs the
+    project's tests/smoke.py against the published port."""
+    script = project / "tests" / "smoke.py"
+    wanted = subprocess.run(
+        [sys.executable, str(script), "--container-files"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    with tempfile.TemporaryDirectory() as files:
+        for path in wanted:
+            run(engine, "cp", f"{name}:{path}", files)
+        key = ["--api-key", api_key] if api_key else []
+        run(sys.executable, str(script), base, "--files", files, *key)
 
 
-def classify(url: str, image: Path, headers: dict[str, str]) -> dict[str, object]:
-    return post_file(url, "files", image.name, image.read_bytes(), "image/png", headers)
-
-
-def post_json(url: str, body: dict[str, object], headers: dict[str, str]) -> dict[str, object]:
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", **headers},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        return json.loads(response.read())
-
-
-def smoke_image_classification(engine: str, name: str, base: str, headers: dict[str, str]) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        sample = Path(tmp) / "digit-3.png"
-        run(engine, "cp", f"{name}:/app/models/demo/samples/digit-3.png", str(sample))
-        result = classify(f"{base}/v1/classify?top_k=3", sample, headers)
-    log(json.dumps(result))
-    top = result["predictions"][0]["labels"][0]  # type: ignore[index]
-    if top["label"] != "3":  # type: ignore[index]
-        sys.exit(f"the container classified digit 3 as {top}")
-    return "classified digit 3"
-
-
-def smoke_streaming_chatbot(engine: str, name: str, base: str, headers: dict[str, str]) -> str:
-    body: dict[str, object] = {
-        "model": "smollm2-135m-instruct",
-        "messages": [{"role": "user", "content": "What is the capital of France?"}],
-        "max_tokens": 16,
-        "temperature": 0,
-    }
-    result = post_json(f"{base}/v1/chat/completions", body, headers)
-    log(json.dumps(result))
-    try:
-        message = result["choices"][0]["message"]  # type: ignore[index]
-        content, role = message["content"], message["role"]
-    except (KeyError, IndexError, TypeError):
-        sys.exit(f"the chat completion has no assistant message: {result}")
-    if role != "assistant" or not isinstance(content, str) or not content.strip():
-        sys.exit(f"the chat completion's assistant message is empty: {message}")
-    usage = result.get("usage")
-    if not isinstance(usage, dict) or not all(
-        isinstance(usage.get(key), int) and usage[key] > 0
-        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
-    ):
-        sys.exit(f"the chat completion's usage is missing or empty: {usage}")
-    return f"answered {content.strip()!r} ({usage['completion_tokens']} tokens)"
-
-
-RAG_DOCUMENT = b"""# Lighthouses
-
-The Bell Rock lighthouse stands off the coast of Angus in Scotland. It was completed in
-1810 and is the oldest surviving sea-washed lighthouse in the world.
-"""
-
-
-def smoke_rag_qa(engine: str, name: str, base: str, headers: dict[str, str]) -> str:
-    ingested = post_file(
-        f"{base}/v1/documents", "file", "lighthouses.md", RAG_DOCUMENT, "text/markdown", headers
-    )
-    log(json.dumps(ingested))
-    document = ingested.get("document")
-    if not isinstance(document, dict) or not document.get("chunks"):
-        sys.exit(f"the upload stored no chunks: {ingested}")
-    body: dict[str, object] = {
-        "question": "When was the Bell Rock lighthouse completed?",
-        "stream": False,
-        "max_tokens": 32,
-    }
-    result = post_json(f"{base}/v1/ask", body, headers)
-    log(json.dumps(result))
-    sources = result.get("sources")
-    if not result.get("answered") or not isinstance(sources, list) or not sources:
-        sys.exit(f"the answer has no sources: {result}")
-    if sources[0].get("document_id") != document["id"]:
-        sys.exit(f"the answer's first source is not the uploaded document: {sources[0]}")
-    answer = str(result.get("answer", "")).strip()
-    if not answer:
-        sys.exit(f"the answer is empty: {result}")
-    stored = f"stored {document['chunks']} chunk(s)"
-    return f"{stored}, answered {answer!r} from {len(sources)} source(s)"
-
-
-# One real request per kind, sent once the container answers /readyz.
-SMOKE = {
-    "image-classification": smoke_image_classification,
-    "streaming-chatbot": smoke_streaming_chatbot,
-    "rag-qa": smoke_rag_qa,
-}
-# Kinds run read-only, as their Helm chart runs them, with these folders writable (tmpfs).
-READ_ONLY_WITH = {"rag-qa": ["/tmp", "/data"]}
-
-
-def check(kind: str) -> None:
-    if kind not in SMOKE:
-        sys.exit(f"tests/container.py has no request for {kind}; kinds: {sorted(SMOKE)}")
-    project = ROOT / "projects" / kind
+def check(kind_name: str) -> None:
+    kind = kinds.kind(kind_name)
+    project = ROOT / "projects" / kind.name
     engine = "docker" if docker_engine() else "podman"
     if engine == "podman":
         podman_environment()
     log(f"engine: {engine}")
-    tag = f"localhost/{kind}:cpu-check"
+    tag = f"localhost/{kind.name}:cpu-check"
     build(engine, project, tag)
-    name = f"{kind}-check-{uuid.uuid4().hex[:8]}"
+    name = f"{kind.name}-check-{uuid.uuid4().hex[:8]}"
     port = free_port()
     answers = (project / ".copier-answers.yml").read_text()
-    env, headers = [], {}
+    env, api_key = [], None
     if "api_key_auth: true" in answers:
-        env, headers = ["--env", "APP_API_KEYS=check-key"], {"X-API-Key": "check-key"}
+        env, api_key = ["--env", "APP_API_KEYS=check-key"], "check-key"
     # Without systemd podman cannot time the HEALTHCHECK; it is run by hand below instead.
     timer = ["--health-interval", "disable"] if engine == "podman" else []
-    writable = ["--read-only"] if kind in READ_ONLY_WITH else []
-    for folder in READ_ONLY_WITH.get(kind, []):
+    # Kinds whose chart runs them read-only run so here too, with these folders writable.
+    folders = kind.get("container", {}).get("writable", [])
+    writable = ["--read-only"] if folders else []
+    for folder in folders:
         writable += ["--tmpfs", f"{folder}:rw,mode=1777"]
     run(
         engine,
@@ -313,13 +210,13 @@ def check(kind: str) -> None:
         base = f"http://127.0.0.1:{port}"
         wait_ready(f"{base}/readyz", timeout_s=300)
         log(f"{base}/readyz answers 200")
-        done = SMOKE[kind](engine, name, base, headers)
+        smoke(engine, name, base, project, api_key)
         if engine == "podman":
             run("podman", "healthcheck", "run", name)  # the image's HEALTHCHECK passes
         user = run(engine, "exec", name, "id", "-u", capture_output=True).stdout.strip()
         if user == "0":
             sys.exit("the container runs as root")
-        log(f"{done} through port {port}; HEALTHCHECK passes; uid {user}")
+        log(f"the smoke requests pass through port {port}; HEALTHCHECK passes; uid {user}")
     finally:
         subprocess.run([engine, "logs", name], check=False)
         subprocess.run([engine, "rm", "--force", name], check=False, capture_output=True)

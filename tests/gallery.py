@@ -1,8 +1,9 @@
 """Rendering the templates: the committed gallery in projects/ and answer combinations.
 
-python tests/gallery.py --write     # regenerate projects/ (what `nox -s render` runs)
-python tests/gallery.py --check     # fail when projects/ differs from a fresh render
-python tests/gallery.py --combinations DIR [--kind KIND]   # every answer combination
+python -m tests.gallery --write     # regenerate projects/ (what `nox -s render` runs)
+python -m tests.gallery --check     # fail when projects/ differs from a fresh render
+python -m tests.gallery --combinations DIR [--kind KIND]   # every answer combination
+python -m tests.gallery --render KIND COMBINATION DIR       # one of them
 
 Every kind (a templates/<kind>/ with a kind.yml) is rendered to projects/<kind>/; its answer
 combinations are "defaults" and those its manifest names.
@@ -12,28 +13,27 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import re
 import shutil
 import sys
 import tempfile
-import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.kinds import kind, kind_names
+from tests import kinds as manifests
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECTS = ROOT / "projects"
 
+
 def project_kinds() -> list[str]:
     """Every kind: each folder of templates/ with a kind.yml, in copier.yml's order."""
-    return kind_names()
+    return manifests.kind_names()
 
 
 def combinations(kind_name: str) -> dict[str, dict[str, object]]:
     """A kind's named answer combinations: "defaults", then its manifest's."""
-    return kind(kind_name).combinations
+    return manifests.kind(kind_name).combinations
 
 
 def cases(kinds: list[str] | None = None) -> list[tuple[str, str]]:
@@ -104,25 +104,6 @@ def render_combinations(root: Path, kinds: list[str] | None = None) -> list[Path
     ]
 
 
-# When one environment holds every kind's dependencies: nvidia-pytriton (the Triton back
-# end) keeps numpy below 2, and pyarrow 22 and later (LanceDB's) refuse that numpy at
-# import. Each project on its own resolves fine.
-SHARED_ENVIRONMENT_CONSTRAINTS = {"pyarrow": "pyarrow<22"}
-
-
-def requirements(kinds: list[str] | None = None) -> list[str]:
-    """The union of every combination's runtime and test dependencies."""
-    found: set[str] = set()
-    with tempfile.TemporaryDirectory() as tmp:
-        for project in render_combinations(Path(tmp), kinds):
-            metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
-            found.update(metadata["dependencies"], metadata["optional-dependencies"]["test"])
-    for package, constraint in SHARED_ENVIRONMENT_CONSTRAINTS.items():
-        if any(re.match(rf"{package}\b", requirement) for requirement in found):
-            found.add(constraint)
-    return sorted(found)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -131,7 +112,7 @@ def main() -> int:
     action.add_argument("--write", action="store_true")
     action.add_argument("--check", action="store_true")
     action.add_argument("--combinations", type=Path, metavar="DIR")
-    action.add_argument("--requirements", action="store_true")
+    action.add_argument("--render", nargs=3, metavar=("KIND", "COMBINATION", "DIR"))
     action.add_argument("--kinds", action="store_true", help="the kinds with a template")
     parser.add_argument(
         "--kind", action="append", dest="only", metavar="KIND", help="only this kind (repeatable)"
@@ -151,8 +132,9 @@ def main() -> int:
         for project in render_combinations(args.combinations, kinds):
             print(project)
         return 0
-    if args.requirements:
-        print("\n".join(requirements(kinds)))
+    if args.render:
+        kind_name, name, dst = args.render
+        print(render(kind_name, Path(dst), combinations(kind_name)[name]))
         return 0
     stale = {kind: diff for kind in kinds if (diff := gallery_differences(kind))}
     for kind, diff in stale.items():
