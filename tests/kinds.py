@@ -10,6 +10,7 @@ adding its folder.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -73,3 +74,45 @@ def kind(name: str) -> Kind:
 def packs() -> tuple[str, ...]:
     """Every pack: a folder of templates/_shared/ with a pack.yml."""
     return tuple(path.parent.name for path in sorted(SHARED.glob("*/pack.yml")))
+
+
+# The parts of a layer that never become files of the project.
+MANIFESTS = {"kind.yml", "pack.yml"}
+PARTS = "parts"
+_CONDITION = re.compile(r"^\{% if (not )?(\w+)(?: == '([^']*)')? %\}(.*)\{% endif %\}$")
+
+
+def layer_folders(kind: Kind) -> list[Path]:
+    """The folders a project of `kind` is made from: its packs in order, then its own."""
+    return [SHARED / pack for pack in kind.packs] + [kind.folder]
+
+
+def layer_files(folder: Path) -> list[str]:
+    """Every file of a layer that becomes a file of the project, as a path in the layer."""
+    return sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.relative_to(folder).parts[0] not in {*MANIFESTS, PARTS}
+        and "__pycache__" not in path.parts
+    )
+
+
+def rendered_path(source: str, names: dict[str, str], answers: dict[str, object]) -> str | None:
+    """Where a layer file lands in a project with these names and answers (None: its name
+    leaves it out), the way templates/_shared/project_files.yml.jinja computes it."""
+    parts = []
+    for part in source.removesuffix(".jinja").split("/"):
+        for template, value in names.items():
+            part = part.replace(template, value)
+        if match := _CONDITION.match(part):
+            negate, answer, expected, name = match.groups()
+            value = answers.get(answer)
+            holds = str(value) == expected if expected is not None else value is True
+            part = name if holds != bool(negate) else ""
+        if "{{" in part or "{%" in part:
+            raise ValueError(f"{source}: a name the layers cannot render ({part})")
+        if not part:
+            return None
+        parts.append(part)
+    return "/".join(parts)
