@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmarks import machine, report
 from benchmarks.runner import RunOptions, run
+from tests import kinds
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -27,7 +28,7 @@ def _levels(text: str) -> list[int]:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
-    parser.add_argument("kind", help="the project kind, e.g. image-classification")
+    parser.add_argument("kind", help="a project kind (templates/<kind>/kind.yml)")
     parser.add_argument("--device", choices=["cpu", "gpu"], default="cpu")
     parser.add_argument(
         "--concurrency", type=_levels, help="levels (default: the kind's; 1,4,16,32,64)"
@@ -47,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def suite_of(kind: str) -> str:
+    """The benchmark suite a kind's manifest names (its `benchmark`)."""
+    return str(kinds.kind(kind).manifest["benchmark"])
+
+
 def cuda_available() -> bool:
     try:
         import torch
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not cuda_available():
         print("skipped: no CUDA device (torch.cuda.is_available() is false); nothing was run")
         return 0
-    module = importlib.import_module(f"benchmarks.{args.kind.replace('-', '_')}")
+    module = importlib.import_module(f"benchmarks.{suite_of(args.kind)}")
     out = args.out or RESULTS / args.kind / args.device
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")

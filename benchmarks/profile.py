@@ -1,6 +1,6 @@
 """Profiles one contender under load: where its threads spend their time, and its batches.
 
-python -m benchmarks.profile image-classification --contender ours --concurrency 32
+python -m benchmarks.profile <kind> --contender ours --concurrency 32
 
 Starts only that contender, drives it with the closed-loop generator, samples every thread
 of its first server with py-spy (which needs ptrace: root, or ptrace_scope 0) and writes
@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     import httpx
 
     from benchmarks import processes
+    from benchmarks.cli import suite_of
     from benchmarks.loadgen import closed_loop
 
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    module = importlib.import_module(f"benchmarks.{args.kind.replace('-', '_')}")
+    module = importlib.import_module(f"benchmarks.{suite_of(args.kind)}")
     overrides = dict(item.split("=", 1) for item in args.env)
     suffix = "".join(f"-{k.lower()}{v}" for k, v in overrides.items())
     out = (

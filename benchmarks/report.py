@@ -56,7 +56,7 @@ def summarise(cells: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, dict[st
 
 
 def summarise_limit(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
-    """The best batch size by median over repetitions, and its images/s with min-max."""
+    """The best batch size by median over repetitions, and its throughput with min-max."""
     if not runs:
         return None
     sizes = sorted({int(size) for run in runs for size in run["by_batch_size"]})
@@ -67,7 +67,7 @@ def summarise_limit(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     best = max(sizes, key=lambda size: by_size[size]["median"])
     return {
         "best_batch_size": best,
-        "images_per_s": by_size[best],
+        "per_second": by_size[best],
         "by_batch_size": {str(size): by_size[size] for size in sizes},
         "unit": runs[0].get("unit", ""),
     }
@@ -103,7 +103,7 @@ def markdown(results: Mapping[str, Any]) -> str:
     limit = results.get("limit")
     if limit:
         lines += [
-            f"**Limit**: {_number(limit['images_per_s'], '{:.1f}')} {limit['unit']} at batch "
+            f"**Limit**: {_number(limit['per_second'], '{:.1f}')} {limit['unit']} at batch "
             f"{limit['best_batch_size']} ({results['limit_description']}).",
             "",
         ]
@@ -211,7 +211,7 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
         limit = results.get("limit")
         if figure["metric"] == "throughput_rps" and limit:
             axis.axhline(
-                limit["images_per_s"]["median"],
+                limit["per_second"]["median"],
                 color="black",
                 linestyle="--",
                 label=f"limit (batch {limit['best_batch_size']})",

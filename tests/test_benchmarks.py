@@ -135,7 +135,7 @@ def _results() -> dict:
         for r in range(3)
     ]
     results = {
-        "kind": "image-classification",
+        "kind": "a-kind",
         "device": "cpu",
         "started_at": "2026-01-01 00:00 UTC",
         "duration_s": 600.0,
@@ -178,7 +178,7 @@ def test_summary_gives_median_and_min_max_per_contender_and_level() -> None:
 def test_limit_is_the_best_batch_size_by_median() -> None:
     limit = _results()["limit"]
     assert limit["best_batch_size"] == 8
-    assert limit["images_per_s"]["median"] == 36.0
+    assert limit["per_second"]["median"] == 36.0
     assert limit["by_batch_size"]["1"]["min"] == 28.0
 
 

@@ -9,6 +9,8 @@ import yaml
 from copier import run_update
 from pytest_copier.plugin import CopierFixture
 
+from tests import kinds
+
 
 def git(*args: str, cwd: Path) -> str:
     return subprocess.run(
@@ -20,7 +22,8 @@ def test_update_to_head_keeps_local_edits_and_brings_template_changes(
     copier: CopierFixture, copier_template: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "service"
-    copier.copy(project, project_kind="image-classification")
+    kind = kinds.all_kinds()[0]
+    copier.copy(project, project_kind=kind.name)
     old_commit = yaml.safe_load((project / ".copier-answers.yml").read_text())["_commit"]
     assert old_commit == "99.99.99"
     git("init", "-q", cwd=project)
@@ -28,7 +31,7 @@ def test_update_to_head_keeps_local_edits_and_brings_template_changes(
     git("commit", "-qm", "generated", cwd=project)
 
     # The user edits a generated file in their project...
-    settings = project / "src" / "image_classification" / "settings.py"
+    settings = project / "src" / kind.package / "settings.py"
     original = settings.read_text()
     edited = original.replace("Field(default=8000,", "Field(default=9000,")
     assert edited != original
@@ -36,7 +39,9 @@ def test_update_to_head_keeps_local_edits_and_brings_template_changes(
     git("commit", "-qam", "serve on port 9000", cwd=project)
 
     # ...while the template moves on with a change to another part of the same file.
-    template_file = copier_template / "templates" / "_shared" / "src" / "settings.py.jinja"
+    template_file = (
+        copier_template / "templates/_shared/core/src/{{ package_name }}/settings.py.jinja"
+    )
     template_file.write_text(
         template_file.read_text().replace(
             "log_json: bool = True", "log_json: bool = True\n    log_color: bool = False"

@@ -102,7 +102,7 @@ def test_files_follow_the_answers(rendered: dict[str, Path], combo: str) -> None
     assert recorded["project_kind"] == kind
     for key, value in combinations(kind)[name].items():
         assert recorded[key] == value
-    assert not {"kind", "layers", "project_files", "llm_service"} & set(recorded)
+    assert not {"kind", "layers", "project_files"} & set(recorded)  # derived, never recorded
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     sdk = any(dep.startswith("opentelemetry-sdk") for dep in metadata["dependencies"])
     assert sdk == answers["tracing"]

@@ -433,11 +433,11 @@ def _targets() -> list[Target]:
             return Outcome(None, "not measured")
         if not limit:
             return Outcome(None, "limit not measured")
-        share = ours / limit["images_per_s"]["median"]
+        share = ours / limit["per_second"]["median"]
         text = (
             f"{share:.0%}: {_figure(results, 'ours', 'throughput_rps', c, 'img/s')} vs limit "
-            f"{limit['images_per_s']['median']:.1f} ({limit['images_per_s']['min']:.1f}-"
-            f"{limit['images_per_s']['max']:.1f}) img/s at batch {limit['best_batch_size']}"
+            f"{limit['per_second']['median']:.1f} ({limit['per_second']['min']:.1f}-"
+            f"{limit['per_second']['max']:.1f}) img/s at batch {limit['best_batch_size']}"
         )
         return Outcome(share >= 0.6, text)
 

@@ -80,3 +80,23 @@ def client(base_url: str, auth_headers: dict[str, str]) -> Iterator[httpx.Client
 def samples(model_dir: Path) -> dict[str, bytes]:
     """One held-out PNG per digit, keyed by its true label."""
     return {str(d): (model_dir / "samples" / f"digit-{d}.png").read_bytes() for d in range(10)}
+
+
+@pytest.fixture(scope="session")
+def send_traffic(samples: dict[str, bytes]) -> Callable[[httpx.Client], None]:
+    """One round of typical traffic (the observability tests drive it): requests of one
+    to three digits, and one that is not an image (a 4xx)."""
+
+    def send(client: httpx.Client) -> None:
+        for count in (1, 2, 3):
+            files = [("files", (f"{count}.png", samples[str(count)], "image/png"))] * count
+            client.post("/v1/classify", files=files)
+        client.post("/v1/classify", files={"files": ("bad.png", b"not an image", "image/png")})
+
+    return send
+
+
+@pytest.fixture(scope="session")
+def smoke_files(model_dir: Path) -> Path:
+    """The files tests/smoke.json takes from the image: the demo model's sample digits."""
+    return model_dir / "samples"

@@ -7,6 +7,7 @@ on the demo SmolLM2 model.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -88,3 +89,32 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
         fields = dict(line.split(": ", 1) for line in block.splitlines())
         events.append((fields["event"], json.loads(fields["data"])))
     return events
+
+
+@pytest.fixture(scope="session")
+def send_traffic() -> Callable[[httpx.Client], None]:
+    """One round of typical traffic (the observability tests drive it): a new document,
+    the same one again, a refused file, a search, a question the documents answer, one
+    they do not, and an empty one (a 4xx); every answer streamed to its end."""
+    document = "The Bell Rock lighthouse stands off the coast of Angus, completed in 1810."
+    rounds = itertools.count()
+
+    def ask(client: httpx.Client, question: str) -> None:
+        body = {"question": question, "max_tokens": 8, "stream": True}
+        with client.stream("POST", "/v1/ask", json=body) as response:
+            for _ in response.iter_lines():
+                pass
+
+    def send(client: httpx.Client) -> None:
+        note = f"# Note {next(rounds)}\n\n{document}\n"  # new text: a document, not a duplicate
+        for _ in range(2):
+            files = {"file": ("note.md", note.encode(), "text/markdown")}
+            client.post("/v1/documents", files=files)
+        refused = {"file": ("tool.exe", b"MZ", "application/octet-stream")}
+        client.post("/v1/documents", files=refused)
+        client.post("/v1/search", json={"query": "When was the Bell Rock lighthouse completed?"})
+        ask(client, "When was the Bell Rock lighthouse completed?")
+        ask(client, "How many moons does Jupiter have?")
+        client.post("/v1/ask", json={"question": ""})
+
+    return send

@@ -12,6 +12,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from streaming_chatbot.app import create_app
@@ -104,3 +105,18 @@ def chat_body(question: str, **fields: object) -> dict[str, object]:
         "messages": [{"role": "user", "content": question}],
         **fields,
     }
+
+
+@pytest.fixture(scope="session")
+def send_traffic() -> Callable[[httpx.Client], None]:
+    """One round of typical traffic (the observability tests drive it): a streamed chat
+    completion read to its end, and a refused one (no messages: a 4xx)."""
+
+    def send(client: httpx.Client) -> None:
+        body = chat_body("What is the capital of France?", max_tokens=8, stream=True)
+        with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            for _ in response.iter_lines():
+                pass
+        client.post("/v1/chat/completions", json={"model": MODEL_NAME, "messages": []})
+
+    return send

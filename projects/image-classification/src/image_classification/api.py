@@ -25,6 +25,7 @@ from image_classification.schemas import (
     LabelScore,
     ModelInfo,
 )
+from image_classification.service import ready_runtime
 from image_classification.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["classification"])
@@ -74,10 +75,6 @@ _ERRORS = {
 }
 
 
-def _runtime(request: Request) -> ClassifierRuntime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
-
-
 @router.post(
     "/classify",
     response_model=ClassifyResponse,
@@ -93,7 +90,7 @@ async def classify(
         int | None, Query(ge=1, description="Labels per image (default from settings).")
     ] = None,
 ) -> ClassifyResponse:
-    runtime = _runtime(request)
+    runtime: ClassifierRuntime = ready_runtime(request)
     settings: Settings = request.app.state.settings
     uploads, body_top_k = await _read_images(request, settings)
     metadata = runtime.loaded_metadata()
@@ -119,7 +116,7 @@ async def classify(
 
 @router.get("/model", response_model=ModelInfo, summary="Describe the model being served")
 async def model_info(request: Request) -> ModelInfo:
-    runtime = _runtime(request)
+    runtime: ClassifierRuntime = ready_runtime(request)
     settings: Settings = request.app.state.settings
     metadata = runtime.loaded_metadata()
     spec = metadata.preprocessing

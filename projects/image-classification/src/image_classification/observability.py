@@ -1,24 +1,19 @@
-"""Metrics, traces and structured logs.
+"""Metrics and structured logs.
 
 Metrics live on a registry owned by each app instance, so several apps (tests, workers)
 never collide. Logs are one JSON object per line for Loki, each carrying the request id
-and, when tracing is on, the trace and span ids.
+and, inside a recorded span, the trace and span ids.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from image_classification.settings import Settings
@@ -31,7 +26,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class Metrics:
     """The service's Prometheus metrics, registered on their own registry."""
 
-    def __init__(self, max_batch_size: int, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         reg = self.registry
         # CPU seconds, resident memory and start time of this process (Linux): the
@@ -68,7 +63,7 @@ class Metrics:
         self.batch_size = Histogram(
             "inference_batch_size",
             "Items per model call; above 1 when requests are merged.",
-            buckets=_batch_buckets(max_batch_size),
+            buckets=BATCH_SIZE_BUCKETS,
             registry=reg,
         )
         self.queue_depth = Gauge(
@@ -83,31 +78,26 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
-        self.model_load_seconds = Gauge(
-            "model_load_duration_seconds", "Time taken to load and warm up the model.", registry=reg
-        )
-        self.model_ready = Gauge(
-            "model_ready", "1 once the model is loaded and warmed up.", registry=reg
-        )
         self.predictions = Counter(
             "predictions_total",
             "Top-1 predictions by label; a shift in the mix is an early sign of drift.",
             ["label"],
             registry=reg,
         )
+        self.model_load_seconds = Gauge(
+            "model_load_duration_seconds", "Time taken to load and warm up the model.", registry=reg
+        )
+        self.model_ready = Gauge(
+            "model_ready", "1 once the model is loaded and warmed up.", registry=reg
+        )
 
 
-def _batch_buckets(max_batch_size: int) -> tuple[float, ...]:
-    buckets, size = [], 1
-    while size < max_batch_size:
-        buckets.append(float(size))
-        size *= 2
-    buckets.append(float(max_batch_size))
-    return tuple(buckets)
+# Items per model call: powers of two up to the largest batch a GPU usually takes.
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the request id and trace context."""
+    """One JSON object per line, with the request id and the trace context."""
 
     _RESERVED = frozenset(vars(logging.makeLogRecord({})))
 
@@ -147,34 +137,3 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-
-
-def configure_tracing(
-    settings: Settings, exporter: SpanExporter | None = None
-) -> TracerProvider | None:
-    """Install a tracer provider when tracing is on; spans are no-ops otherwise.
-
-    The exporter follows OTEL_TRACES_EXPORTER (otlp, console or none; otlp by default) and
-    the OTLP exporter reads OTEL_EXPORTER_OTLP_* itself. Tests pass an in-memory exporter.
-    """
-    if not settings.tracing_enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return None
-    resource = Resource.create({"service.name": settings.service_name})
-    provider = TracerProvider(resource=resource)
-    if exporter is None:
-        exporter = _exporter_from_environment()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
-
-
-def _exporter_from_environment() -> SpanExporter | None:
-    name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    if name == "none":
-        return None
-    if name == "console":
-        return ConsoleSpanExporter()
-    if name == "otlp":
-        # OTLP over HTTP/protobuf; the collector in deploy/ accepts it on port 4318.
-        return OTLPSpanExporter()
-    raise ValueError(f"unsupported OTEL_TRACES_EXPORTER={name!r}; use otlp, console or none")

@@ -1,8 +1,9 @@
-"""The app factory's shared half: lifespan, probes, metrics endpoint, middleware, errors.
+"""The app factory's shared half: lifespan, probes, metrics, traces, errors.
 
 A project supplies its model runtime (what loads and warms the model) and its routers.
 The model loads in the background so `/readyz` can answer 503 while it warms up and
 `/healthz` stays live; a failed load turns both red so the orchestrator restarts the pod.
+Routes reach the runtime through `ready_runtime`, which answers 503 until it is ready.
 """
 
 from __future__ import annotations
@@ -11,17 +12,19 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from image_classification.errors import error_response, install_error_handlers
+from image_classification import __version__
+from image_classification.errors import NotReady, error_response, install_error_handlers
 from image_classification.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from image_classification.observability import Metrics
+from image_classification.observability import Metrics, configure_logging
 from image_classification.settings import Settings
+from image_classification.tracing import configure_tracing
 
 logger = logging.getLogger(__name__)
 
@@ -41,33 +44,40 @@ class ModelRuntime(Protocol):
     async def stop(self) -> None: ...
 
 
+# Builds the runtime from the app's metrics and tracer.
+RuntimeFactory = Callable[[Metrics, trace.Tracer], ModelRuntime]
+
+
 def create_service_app(
-    settings: Settings,
-    *,
-    runtime: ModelRuntime,
-    routers: Sequence[APIRouter],
-    metrics: Metrics,
-    tracer: trace.Tracer,
-    title: str,
-    description: str,
-    version: str,
-    shutdown_hooks: Sequence[Callable[[], object]] = (),
+    settings: Settings, *, runtime: RuntimeFactory, routers: Sequence[APIRouter]
 ) -> FastAPI:
+    configure_logging(settings)
+    metrics = Metrics()
+    # This app's own provider when APP_TRACING_ENABLED is on; else the API's no-op tracer.
+    provider = configure_tracing(settings)
+    tracer = provider.get_tracer(__name__) if provider else trace.NoOpTracer()
+    model_runtime = runtime(metrics, tracer)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_start(runtime), name="model-load")
+        loading = asyncio.create_task(_start(model_runtime), name="model-load")
         try:
             yield
         finally:
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
-            await runtime.stop()
-            for hook in shutdown_hooks:
-                hook()
+            await model_runtime.stop()
+            if provider is not None:
+                provider.shutdown()
 
-    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app = FastAPI(
+        title="image-classification",
+        description="Image classification API with dynamic micro-batching",
+        version=__version__,
+        lifespan=lifespan,
+    )
     app.state.settings = settings
-    app.state.runtime = runtime
+    app.state.runtime = model_runtime
     app.state.metrics = metrics
     install_error_handlers(app)
     app.include_router(_probes_router())
@@ -78,6 +88,15 @@ def create_service_app(
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)
     return app
+
+
+def ready_runtime(request: Request) -> Any:
+    """The app's model runtime, or NotReady (503 with Retry-After) while it loads."""
+    runtime = request.app.state.runtime
+    if not runtime.ready:
+        settings: Settings = request.app.state.settings
+        raise NotReady("the model is loading", retry_after_s=settings.retry_after_s)
+    return runtime
 
 
 async def _start(runtime: ModelRuntime) -> None:

@@ -21,18 +21,15 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    retry_after_s: int = Field(default=1, ge=1)
+    warmup_iterations: int = Field(default=2, ge=0)
 
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    # One intra-op thread per inference worker: on small CPUs under concurrent load more
-    # threads fight each other and throughput drops. Raise it for large single requests.
-    torch_threads: int = Field(default=1, ge=1)
     # Batches the model runs at once, each on its own thread. On CPU, one per core you
     # give the service (with torch_threads=1) keeps every core busy; on a GPU one suffices.
     inference_workers: int = Field(default=2, ge=1)
-
-    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # How long a request waits for its results, queueing included, before a 504.
     request_timeout_s: float = Field(default=10.0, gt=0)
-
     # Dynamic micro-batching: requests merge into one forward pass of up to
     # max_batch_size items, waiting at most max_wait_ms for the batch to fill while other
     # requests are in flight. Small CPUs run CNNs faster per image at batch 8 than at 32;
@@ -41,12 +38,11 @@ class Settings(BaseSettings):
     max_wait_ms: float = Field(default=2.0, ge=0)
     # Items (not requests) waiting for the model; beyond it requests get 503.
     max_queue_size: int = Field(default=256, ge=1)
-    retry_after_s: int = Field(default=1, ge=1)
-    warmup_iterations: int = Field(default=2, ge=0)
 
-    # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
-    # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.
-    tracing_enabled: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    # One intra-op thread per inference worker: on small CPUs under concurrent load more
+    # threads fight each other and throughput drops. Raise it for large single requests.
+    torch_threads: int = Field(default=1, ge=1)
 
     # The checkpoint: TorchScript (.pt) or safetensors weights plus an architecture.
     model_path: Path = Path("models/demo/model.pt")
@@ -66,3 +62,7 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(default=16, ge=1)
     # Checked from the image header before decoding, against decompression bombs.
     max_image_pixels: int = Field(default=25_000_000, ge=1)
+
+    # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
+    # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.
+    tracing_enabled: bool = False

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request, Response, UploadFile
 
 from rag_qa.documents import InvalidFilename
 from rag_qa.errors import ServiceError
-from rag_qa.runtime import ready_runtime
+from rag_qa.runtime import RagRuntime
 from rag_qa.schemas import DOCUMENT_ID, Deleted, Document, DocumentList, IngestResponse
+from rag_qa.service import ready_runtime
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"])
 
@@ -29,7 +30,7 @@ class DocumentNotFound(ServiceError):
     responses={200: {"description": "The same text was already stored; nothing was added"}},
 )
 async def upload(request: Request, response: Response, file: UploadFile) -> IngestResponse:
-    runtime = ready_runtime(request)
+    runtime: RagRuntime = ready_runtime(request)
     if not file.filename:
         raise InvalidFilename("the upload has no file name")
     data = await file.read()
@@ -48,14 +49,14 @@ async def list_documents(
     limit: int = Query(default=100, ge=1, le=1000),
     offset: int = Query(default=0, ge=0),
 ) -> DocumentList:
-    runtime = ready_runtime(request)
+    runtime: RagRuntime = ready_runtime(request)
     found = await asyncio.to_thread(runtime.store.documents, limit, offset)
     return DocumentList(documents=[Document.of(info) for info in found])
 
 
 @router.get("/{document_id}", response_model=Document, summary="One document")
 async def get_document(request: Request, document_id: str) -> Document:
-    runtime = ready_runtime(request)
+    runtime: RagRuntime = ready_runtime(request)
     info = None
     if _valid(document_id):
         info = await asyncio.to_thread(runtime.store.get_document, document_id)
@@ -66,7 +67,7 @@ async def get_document(request: Request, document_id: str) -> Document:
 
 @router.delete("/{document_id}", response_model=Deleted, summary="Delete a document's chunks")
 async def delete_document(request: Request, document_id: str) -> Deleted:
-    runtime = ready_runtime(request)
+    runtime: RagRuntime = ready_runtime(request)
     deleted = 0
     if _valid(document_id):
         deleted = await asyncio.to_thread(runtime.store.delete_document, document_id)

@@ -13,9 +13,10 @@ from http import HTTPStatus
 from typing import Protocol
 
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from redis.asyncio import Redis
 
-from rag_qa.errors import ServiceError
+from rag_qa.errors import ServiceError, error_response
 from rag_qa.observability import Metrics
 from rag_qa.settings import Settings
 
@@ -122,3 +123,14 @@ def client_key(request: Request) -> str:
     if api_key:
         return "key:" + api_key
     return "addr:" + (request.client.host if request.client else "unknown")
+
+
+async def redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """The handler for RedisError: Redis holds shared state, so 503 and retry."""
+    return error_response(
+        request,
+        503,
+        "store_unavailable",
+        f"the shared store (Redis) is unavailable: {exc}",
+        headers={"Retry-After": "1"},
+    )

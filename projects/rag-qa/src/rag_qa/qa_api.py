@@ -24,7 +24,7 @@ from rag_qa.errors import ServiceError, request_id_of
 from rag_qa.event_stream import EventStreamResponse, stream_error
 from rag_qa.generation import Generation
 from rag_qa.prompting import build_messages, cited_numbers
-from rag_qa.runtime import RagRuntime, ready_runtime
+from rag_qa.runtime import RagRuntime
 from rag_qa.schemas import (
     AskRequest,
     AskResponse,
@@ -33,6 +33,7 @@ from rag_qa.schemas import (
     Source,
     Usage,
 )
+from rag_qa.service import ready_runtime
 from rag_qa.settings import Settings
 from rag_qa.store import Hit
 
@@ -64,7 +65,7 @@ def check_question(settings: Settings, text: str, top_k: int | None) -> int:
 
 @router.post("/search", response_model=SearchResponse, summary="The chunks closest to a query")
 async def search(request: Request, body: SearchRequest) -> SearchResponse:
-    runtime = ready_runtime(request)
+    runtime: RagRuntime = ready_runtime(request)
     k = check_question(runtime.settings, body.query, body.top_k)
     hits = await asyncio.to_thread(
         runtime.retriever.search,
@@ -86,7 +87,7 @@ async def search(request: Request, body: SearchRequest) -> SearchResponse:
 )
 async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONResponse:
     started = time.perf_counter()
-    runtime = ready_runtime(request)
+    runtime: RagRuntime = ready_runtime(request)
     settings = runtime.settings
     k = check_question(settings, body.question, body.top_k)
     await runtime.rate_limit.check(request)

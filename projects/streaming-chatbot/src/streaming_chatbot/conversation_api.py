@@ -25,7 +25,8 @@ from streaming_chatbot.engines.base import Finished
 from streaming_chatbot.errors import InvalidInput, ServiceError, request_id_of
 from streaming_chatbot.event_stream import EventStreamResponse
 from streaming_chatbot.history import fit_history
-from streaming_chatbot.openai_api import completion, runtime_of, sampling
+from streaming_chatbot.openai_api import completion, sampling
+from streaming_chatbot.runtime import ChatRuntime
 from streaming_chatbot.schemas import (
     ChatCompletion,
     Conversation,
@@ -33,6 +34,7 @@ from streaming_chatbot.schemas import (
     NewConversation,
     UserTurn,
 )
+from streaming_chatbot.service import ready_runtime
 from streaming_chatbot.sse import chat_completion_chunks
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -52,14 +54,15 @@ class ConversationBusy(ServiceError):
 async def create_conversation(
     request: Request, body: NewConversation | None = None
 ) -> Conversation:
-    runtime = runtime_of(request)
+    runtime: ChatRuntime = ready_runtime(request)
     system_prompt = body.system_prompt if body and body.system_prompt else None
     return await runtime.conversations.create(system_prompt or runtime.settings.system_prompt)
 
 
 @router.get("/{conversation_id}", summary="A conversation's history")
 async def get_conversation(conversation_id: str, request: Request) -> Conversation:
-    conversation = await runtime_of(request).conversations.get(conversation_id)
+    runtime: ChatRuntime = ready_runtime(request)
+    conversation = await runtime.conversations.get(conversation_id)
     if conversation is None:
         raise ConversationNotFound(f"no conversation {conversation_id!r} (or it expired)")
     return conversation
@@ -67,7 +70,8 @@ async def get_conversation(conversation_id: str, request: Request) -> Conversati
 
 @router.delete("/{conversation_id}", status_code=204, summary="Delete a conversation")
 async def delete_conversation(conversation_id: str, request: Request) -> Response:
-    if not await runtime_of(request).conversations.delete(conversation_id):
+    runtime: ChatRuntime = ready_runtime(request)
+    if not await runtime.conversations.delete(conversation_id):
         raise ConversationNotFound(f"no conversation {conversation_id!r} (or it expired)")
     return Response(status_code=204)
 
@@ -79,7 +83,7 @@ async def delete_conversation(conversation_id: str, request: Request) -> Respons
 )
 async def send_message(conversation_id: str, body: UserTurn, request: Request) -> object:
     started = time.perf_counter()
-    runtime = runtime_of(request)
+    runtime: ChatRuntime = ready_runtime(request)
     settings = runtime.settings
     if len(body.content) > settings.max_message_chars:
         raise InvalidInput(
@@ -92,7 +96,8 @@ async def send_message(conversation_id: str, body: UserTurn, request: Request) -
     conversation = await store.get(conversation_id)
     if conversation is None:
         raise ConversationNotFound(f"no conversation {conversation_id!r} (or it expired)")
-    lock_ttl = settings.first_token_timeout_s + settings.request_timeout_s + 600
+    # Held for one answer at most: its first token, then its silences, then a margin.
+    lock_ttl = settings.first_token_timeout_s + settings.stream_idle_timeout_s + 600
     if not await store.lock(conversation_id, lock_ttl):
         raise ConversationBusy("another message in this conversation is being answered")
     try:

@@ -71,7 +71,7 @@ class RequestContextMiddleware:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
-                # Named once routing is done: "POST /v1/classify", never the raw path.
+                # Named once routing is done: "GET /v1/items/{item_id}", never the raw path.
                 route = _route_of(scope)
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)

@@ -1,24 +1,19 @@
-"""Metrics, traces and structured logs.
+"""Metrics and structured logs.
 
 Metrics live on a registry owned by each app instance, so several apps (tests, workers)
 never collide. Logs are one JSON object per line for Loki, each carrying the request id
-and, when tracing is on, the trace and span ids.
+and, inside a recorded span, the trace and span ids.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 from opentelemetry import trace
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector
 
 from streaming_chatbot.settings import Settings
@@ -52,12 +47,6 @@ class Metrics:
         )
         self.in_flight = Gauge(
             "http_requests_in_flight", "Requests being served right now.", registry=reg
-        )
-        self.model_load_seconds = Gauge(
-            "model_load_duration_seconds", "Time taken to load and warm up the model.", registry=reg
-        )
-        self.model_ready = Gauge(
-            "model_ready", "1 once the model is loaded and warmed up.", registry=reg
         )
         self.llm_time_to_first_token = Histogram(
             "llm_time_to_first_token_seconds",
@@ -116,6 +105,12 @@ class Metrics:
             ["reason"],
             registry=reg,
         )
+        self.model_load_seconds = Gauge(
+            "model_load_duration_seconds", "Time taken to load and warm up the model.", registry=reg
+        )
+        self.model_ready = Gauge(
+            "model_ready", "1 once the model is loaded and warmed up.", registry=reg
+        )
 
 
 # Time to first token includes queueing and prefill: seconds, not milliseconds, at load.
@@ -123,7 +118,7 @@ TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line, with the request id and trace context."""
+    """One JSON object per line, with the request id and the trace context."""
 
     _RESERVED = frozenset(vars(logging.makeLogRecord({})))
 
@@ -163,34 +158,3 @@ def configure_logging(settings: Settings) -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
-
-
-def configure_tracing(
-    settings: Settings, exporter: SpanExporter | None = None
-) -> TracerProvider | None:
-    """Install a tracer provider when tracing is on; spans are no-ops otherwise.
-
-    The exporter follows OTEL_TRACES_EXPORTER (otlp, console or none; otlp by default) and
-    the OTLP exporter reads OTEL_EXPORTER_OTLP_* itself. Tests pass an in-memory exporter.
-    """
-    if not settings.tracing_enabled or os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return None
-    resource = Resource.create({"service.name": settings.service_name})
-    provider = TracerProvider(resource=resource)
-    if exporter is None:
-        exporter = _exporter_from_environment()
-    if exporter is not None:
-        provider.add_span_processor(BatchSpanProcessor(exporter))
-    return provider
-
-
-def _exporter_from_environment() -> SpanExporter | None:
-    name = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
-    if name == "none":
-        return None
-    if name == "console":
-        return ConsoleSpanExporter()
-    if name == "otlp":
-        # OTLP over HTTP/protobuf; the collector in deploy/ accepts it on port 4318.
-        return OTLPSpanExporter()
-    raise ValueError(f"unsupported OTEL_TRACES_EXPORTER={name!r}; use otlp, console or none")

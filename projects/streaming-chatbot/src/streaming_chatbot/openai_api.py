@@ -24,6 +24,8 @@ from streaming_chatbot.schemas import (
     SamplingFields,
     Usage,
 )
+from streaming_chatbot.service import ready_runtime
+from streaming_chatbot.settings import Settings
 from streaming_chatbot.sse import chat_completion_chunks
 
 router = APIRouter(prefix="/v1", tags=["chat"])
@@ -34,11 +36,6 @@ STARTED = int(time.time())
 class ModelNotFound(ServiceError):
     status_code = HTTPStatus.NOT_FOUND
     code = "model_not_found"
-
-
-def runtime_of(request: Request) -> ChatRuntime:
-    runtime: ChatRuntime = request.app.state.runtime
-    return runtime
 
 
 def sampling(fields: SamplingFields, max_tokens: int) -> SamplingParams:
@@ -54,7 +51,7 @@ def sampling(fields: SamplingFields, max_tokens: int) -> SamplingParams:
 
 @router.get("/models", summary="The model this gateway serves")
 async def list_models(request: Request) -> ModelList:
-    settings = runtime_of(request).settings
+    settings: Settings = request.app.state.settings
     card = ModelCard(
         id=settings.model_name,
         created=STARTED,
@@ -71,7 +68,7 @@ async def list_models(request: Request) -> ModelList:
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> object:
     started = time.perf_counter()
-    runtime = runtime_of(request)
+    runtime: ChatRuntime = ready_runtime(request)
     settings = runtime.settings
     if body.model != settings.model_name:
         raise ModelNotFound(

@@ -1,7 +1,7 @@
 """The embedded engine: the model runs in this process with PyTorch and transformers.
 
 Meant for development and small CPU deployments: `copier copy` and one command give a
-working chatbot with no GPU and no second server. Each generation runs a plain
+working service with no GPU and no second server. Each generation runs a plain
 KV-cached decode loop on its own worker thread (`embedded_concurrency` at once), so it
 can stop between any two tokens when its client goes away, and sample with its own seed.
 """

@@ -52,17 +52,6 @@ appVersion with "-gpu" for the CUDA image.
 {{- end }}
 
 {{/*
-Where the service finds its checkpoint inside the pod.
-*/}}
-{{- define "inference.modelPath" -}}
-{{- if eq .Values.model.source "image" }}
-{{- .Values.model.imagePath }}
-{{- else }}
-{{- printf "/models/%s" .Values.model.file }}
-{{- end }}
-{{- end }}
-
-{{/*
 The container security context every container of the chart runs with.
 */}}
 {{- define "inference.containerSecurityContext" -}}
@@ -75,4 +64,76 @@ capabilities:
   drop: ["ALL"]
 seccompProfile:
   type: RuntimeDefault
+{{- end }}
+
+{{/*
+The pod's user and filesystem group, and the three probes of the service's container.
+*/}}
+{{- define "inference.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.podSecurityContext.runAsUser }}
+runAsGroup: {{ .Values.podSecurityContext.runAsGroup }}
+fsGroup: {{ .Values.podSecurityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "inference.probes" -}}
+startupProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  periodSeconds: {{ .Values.probes.startup.periodSeconds }}
+  timeoutSeconds: {{ .Values.probes.startup.timeoutSeconds }}
+  failureThreshold: {{ .Values.probes.startup.failureThreshold }}
+livenessProbe:
+  httpGet:
+    path: /healthz
+    port: http
+  periodSeconds: {{ .Values.probes.liveness.periodSeconds }}
+  timeoutSeconds: {{ .Values.probes.liveness.timeoutSeconds }}
+  failureThreshold: {{ .Values.probes.liveness.failureThreshold }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: http
+  periodSeconds: {{ .Values.probes.readiness.periodSeconds }}
+  timeoutSeconds: {{ .Values.probes.readiness.timeoutSeconds }}
+  failureThreshold: {{ .Values.probes.readiness.failureThreshold }}
+{{- end }}
+
+{{/*
+The environment variables the service reads from Secrets, comma-separated (checkov's
+annotation names them), and whether the pod must run as one replica: both as the packs
+and the kind add to them.
+*/}}
+{{- define "inference.secretEnv" -}}
+{{- $names := list }}
+{{- if .Values.apiKeys }}
+{{- $names = append $names "APP_API_KEYS" }}
+{{- end }}
+{{- join ", " $names }}
+{{- end }}
+
+{{- define "inference.singleReplica" -}}
+{{- end }}
+
+{{/*
+What the service scales on besides CPU, for the notes.
+*/}}
+{{- define "inference.scalingSignal" -}}
+{{- $signals := list }}
+{{- $signals = append $signals "queue depth" }}
+{{- join " and " $signals }}
+{{- end }}
+
+{{/*
+Where the service finds its checkpoint inside the pod.
+*/}}
+{{- define "inference.modelPath" -}}
+{{- if eq .Values.model.source "image" }}
+{{- .Values.model.imagePath }}
+{{- else }}
+{{- printf "/models/%s" .Values.model.file }}
+{{- end }}
 {{- end }}
