@@ -31,7 +31,7 @@ REQUIRED = os.environ.get("REQUIRE_DEPLOY_TOOLS") == "1"
 def missing(what: str) -> NoReturn:
     if REQUIRED:
         pytest.fail(f"{what} is missing, and REQUIRE_DEPLOY_TOOLS=1 says it must be here")
-    pytest.skip(f"{what} is not installed (see tests/deploy_tools.py)")
+    pytest.skip(f"{what} is not installed (see tests/deploy/tools.py)")
 
 
 def executable(name: str) -> str:
