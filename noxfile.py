@@ -1,3 +1,6 @@
+# /// script
+# dependencies = ["nox>=2025.2.9", "pyyaml>=6"]
+# ///
 """Render, lint and test every template; build the guide.
 
 nox                          # everything CI runs
@@ -11,7 +14,8 @@ nox -s "container(kind='<kind>')"              # build the CPU image, run it, sm
 nox -s docs                  # the guide, built with --strict
 
 Every kind, combination and need comes from the kinds' manifests (templates/<kind>/kind.yml):
-nothing here names a kind.
+nothing here names a kind. Reading them takes PyYAML, which nox installs beside itself from
+the script block above when it is missing.
 """
 
 from __future__ import annotations
