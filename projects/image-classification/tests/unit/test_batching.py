@@ -44,9 +44,7 @@ class RecordingModel:
 def make_batcher(model: RecordingModel, **options: object) -> MicroBatcher[int, int]:
     values: dict = {"max_batch_size": 8, "max_wait_s": 0.0, "max_queue_size": 64}
     values.update(options)
-    return MicroBatcher(
-        model, metrics=Metrics(), **values
-    )
+    return MicroBatcher(model, metrics=Metrics(), **values)
 
 
 async def test_concurrent_submissions_share_model_calls() -> None:
