@@ -16,6 +16,7 @@ import torch
 from image_classification.app import create_app
 from image_classification.settings import Settings
 from image_classification.training import TrainingReport, train_demo_model
+from tests.api_keys import HEADERS, SETTINGS
 from tests.live_server import serve
 
 DEVICE = os.environ.get("TEST_DEVICE", "cpu")
@@ -50,6 +51,7 @@ def make_settings(model_dir: Path) -> Callable[..., Settings]:
             "model_path": model_dir / "model.pt",
             "device": DEVICE,
             "warmup_iterations": 1,
+            **SETTINGS,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -66,8 +68,8 @@ def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def auth_headers() -> dict[str, str]:
-    """Headers every /v1 call needs: none, auth is off."""
-    return {}
+    """Headers every /v1 call needs: the API key, when the service requires one."""
+    return dict(HEADERS)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 from rag_qa.app import create_app
 from rag_qa.model_files import prepare_model
 from rag_qa.settings import Settings
+from tests.api_keys import HEADERS, SETTINGS
 from tests.live_server import serve
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -47,6 +48,7 @@ def make_settings(
             "log_json": False,
             "rate_limit_rps": 0,
             "lancedb_path": tmp_path_factory.mktemp("lancedb"),
+            **SETTINGS,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -56,8 +58,8 @@ def make_settings(
 
 @pytest.fixture(scope="session")
 def auth_headers() -> dict[str, str]:
-    """Headers every /v1 call needs: none, auth is off."""
-    return {}
+    """Headers every /v1 call needs: the API key, when the service requires one."""
+    return dict(HEADERS)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 from streaming_chatbot.app import create_app
 from streaming_chatbot.model_files import prepare_model
 from streaming_chatbot.settings import Settings
+from tests.api_keys import HEADERS, SETTINGS
 from tests.live_server import serve
 
 MODEL_NAME = "smollm2-135m-instruct"
@@ -48,6 +49,7 @@ def make_settings(model_dir: Path) -> Callable[..., Settings]:
             "log_json": False,
             "rate_limit_rps": 0,
             "max_context_tokens": 2048,
+            **SETTINGS,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[arg-type]
@@ -57,8 +59,8 @@ def make_settings(model_dir: Path) -> Callable[..., Settings]:
 
 @pytest.fixture(scope="session")
 def auth_headers() -> dict[str, str]:
-    """Headers every /v1 call needs: none, auth is off."""
-    return {}
+    """Headers every /v1 call needs: the API key, when the service requires one."""
+    return dict(HEADERS)
 
 
 @pytest.fixture(scope="module")
