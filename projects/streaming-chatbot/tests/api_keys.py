@@ -1,5 +1,4 @@
-"""The API key the tests' services accept, as settings and as request headers: none,
-API keys are off."""
+"""Settings and request headers for the tests' services: empty, as API keys are off."""
 
 from __future__ import annotations
 
