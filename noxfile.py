@@ -25,6 +25,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
@@ -150,17 +151,19 @@ def combination(session: nox.Session, combination: str) -> None:
     if not changed:
         session.error(f"{combination} changes none of {ANSWERS}")
     _install(session, *DEV)
-    project = Path(session.create_tmp()) / name
-    shutil.rmtree(project, ignore_errors=True)
-    session.run(
-        "python", "-m", "tests.gallery", "--render", kind_name, name, str(project), silent=True
-    )
-    _install(session, TORCH_CPU, *_requirements(project, ("test", "deploy")))
-    env = {"PYTHONPATH": "src", "TEST_DEVICE": "cpu", **_prepare_needs(session, kind)}
-    with session.chdir(project):
-        session.run("ruff", "check", "--no-cache", ".")
-        session.run("ruff", "format", "--no-cache", "--check", ".")
-        session.run("python", "-m", "pytest", "-m", " or ".join(changed), *session.posargs, env=env)
+    # Rendered outside .nox/, which ruff's default excludes would leave unchecked.
+    with tempfile.TemporaryDirectory(prefix=f"{kind_name}-{name}-") as folder:
+        project = Path(folder) / name
+        session.run(
+            "python", "-m", "tests.gallery", "--render", kind_name, name, str(project), silent=True
+        )
+        _install(session, TORCH_CPU, *_requirements(project, ("test", "deploy")))
+        env = {"PYTHONPATH": "src", "TEST_DEVICE": "cpu", **_prepare_needs(session, kind)}
+        with session.chdir(project):
+            session.run("ruff", "check", "--no-cache", ".")
+            session.run("ruff", "format", "--no-cache", "--check", ".")
+            markers = " or ".join(changed)
+            session.run("python", "-m", "pytest", "-m", markers, *session.posargs, env=env)
 
 
 def _prepare_needs(session: nox.Session, kind: kinds.Kind) -> dict[str, str]:

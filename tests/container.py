@@ -108,7 +108,7 @@ def find_links() -> list[str]:
 
 
 def build(engine: str, project: Path, tag: str) -> None:
-    args = [engine, "build", "--tag", tag, "--file", "Dockerfile"]
+    args = [engine, "build", "--file", "Dockerfile"]
     if engine == "podman":
         # HEALTHCHECK is part of the Docker image format only; pip needs the network and
         # the host's CA bundle (which may hold a proxy's CA).
@@ -132,7 +132,11 @@ def build(engine: str, project: Path, tag: str) -> None:
                 args += ["--build-arg", f"PIP_FIND_LINKS={' '.join(links)}"]
                 for folder in links:
                     args += ["--volume", f"{folder}:{folder}:ro"]
-    run(*args, str(project))
+    # The build stage gets a tag of its own: the prune after the check then keeps its
+    # layers (the virtualenv with torch, shared by every kind), and the next build of any
+    # kind starts from them instead of from scratch.
+    run(*args, "--target", "build", "--tag", f"{tag}-build", str(project))
+    run(*args, "--tag", tag, str(project))
 
 
 def free_port() -> int:
