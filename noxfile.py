@@ -50,8 +50,6 @@ COMBINATIONS = [
     f"{kind.name}/{name}" for kind in kinds.all_kinds() for name in kind.combinations
     if name != "defaults"
 ]  # fmt: skip
-# The answers a combination can change, each a marker of the projects' tests.
-ANSWERS = ("api_key_auth", "tracing", "default_device", "python_version", "inference_backend")
 CHECKOV = os.environ.get("CHECKOV_SPEC", "checkov==3.3.30")
 
 
@@ -146,10 +144,6 @@ def combination(session: nox.Session, combination: str) -> None:
     answer it changes (their markers), in its own environment."""
     kind_name, name = combination.split("/")
     kind = kinds.kind(kind_name)
-    answers = kind.combinations[name]
-    changed = sorted(answer for answer in answers if answer in ANSWERS)
-    if not changed:
-        session.error(f"{combination} changes none of {ANSWERS}")
     _install(session, *DEV)
     # Rendered outside .nox/, which ruff's default excludes would leave unchecked.
     with tempfile.TemporaryDirectory(prefix=f"{kind_name}-{name}-") as folder:
@@ -157,13 +151,19 @@ def combination(session: nox.Session, combination: str) -> None:
         session.run(
             "python", "-m", "tests.gallery", "--render", kind_name, name, str(project), silent=True
         )
+        # Each answer that changes tests is a marker the project registers.
+        pytest_options = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["pytest"]
+        markers = {line.split(":")[0] for line in pytest_options["ini_options"]["markers"]}
+        changed = sorted(set(kind.combinations[name]) & markers)
+        if not changed:
+            session.error(f"{combination} changes no answer with a marker ({sorted(markers)})")
         _install(session, TORCH_CPU, *_requirements(project, ("test", "deploy")))
         env = {"PYTHONPATH": "src", "TEST_DEVICE": "cpu", **_prepare_needs(session, kind)}
         with session.chdir(project):
             session.run("ruff", "check", "--no-cache", ".")
             session.run("ruff", "format", "--no-cache", "--check", ".")
-            markers = " or ".join(changed)
-            session.run("python", "-m", "pytest", "-m", markers, *session.posargs, env=env)
+            selected = " or ".join(changed)
+            session.run("python", "-m", "pytest", "-m", selected, *session.posargs, env=env)
 
 
 def _prepare_needs(session: nox.Session, kind: kinds.Kind) -> dict[str, str]:
@@ -293,7 +293,9 @@ def bench(session: nox.Session) -> None:
     gpu = "--device gpu" in " ".join(session.posargs) or "--device=gpu" in session.posargs
     if gpu and not _cuda_present():
         session.skip("no CUDA device (nvidia-smi finds no GPU); nothing was run")
-    suite = ROOT / "benchmarks" / kind.get("benchmark", kind.package)
+    if not kind.get("benchmark"):
+        session.error(f"{kind.name} names no benchmark suite in its kind.yml")
+    suite = ROOT / "benchmarks" / kind.get("benchmark")
     # A GPU run needs a CUDA build of torch (TORCH_SPEC, default: PyPI's torch).
     torch_spec = os.environ.get("TORCH_SPEC", "torch") if gpu else TORCH_CPU
     suite_requirements = suite / "requirements.txt"

@@ -17,6 +17,7 @@ from benchmarks.runner import RunOptions, run
 from tests import kinds
 
 RESULTS = Path(__file__).parent / "results"
+PROJECTS = Path(__file__).parents[1] / "projects"
 
 
 def _levels(text: str) -> list[int]:
@@ -50,7 +51,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def suite_of(kind: str) -> str:
     """The benchmark suite a kind's manifest names (its `benchmark`)."""
-    return str(kinds.kind(kind).manifest["benchmark"])
+    suite = kinds.kind(kind).get("benchmark")
+    if not suite:
+        raise SystemExit(f"{kind} names no benchmark suite in its kind.yml")
+    return str(suite)
 
 
 def cuda_available() -> bool:
@@ -66,11 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.device == "gpu" and not cuda_available():
         print("skipped: no CUDA device (torch.cuda.is_available() is false); nothing was run")
         return 0
-    module = importlib.import_module(f"benchmarks.{suite_of(args.kind)}")
+    suite = suite_of(args.kind)
+    module = importlib.import_module(f"benchmarks.{suite}")
     out = args.out or RESULTS / args.kind / args.device
     started = time.monotonic()
     started_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    description = machine.describe()
+    description = machine.describe(
+        machine.PACKAGES
+        + machine.requirement_names(Path(__file__).parent / suite / "requirements.txt")
+        + machine.dependency_names(PROJECTS / args.kind / "pyproject.toml")
+    )
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         workdir = Path(tmp)
         suite_options: dict[str, Any] = {"threads": args.threads}

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
+import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,33 @@ def versions(packages: list[str]) -> dict[str, str]:
     return found
 
 
-def describe() -> dict[str, Any]:
+# What every suite runs on; a suite adds its peers (its requirements.txt) and the project's
+# dependencies.
+PACKAGES = ["torch", "numpy", "fastapi", "uvicorn", "httpx"]
+NAME = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def requirement_names(path: Path) -> list[str]:
+    """The distribution names in a requirements file (no versions, extras or markers)."""
+    if not path.is_file():
+        return []
+    names = []
+    for line in path.read_text().splitlines():
+        if match := NAME.match(line.split("#", 1)[0]):
+            names.append(match.group(1))
+    return names
+
+
+def dependency_names(pyproject: Path) -> list[str]:
+    """The distribution names a project depends on (its pyproject.toml)."""
+    if not pyproject.is_file():
+        return []
+    dependencies = tomllib.loads(pyproject.read_text()).get("project", {}).get("dependencies", [])
+    return [match.group(1) for line in dependencies if (match := NAME.match(line))]
+
+
+def describe(packages: list[str]) -> dict[str, Any]:
+    """The machine, and the versions of `packages` installed here."""
     memory = psutil.virtual_memory()
     return {
         "cpu_model": cpu_model(),
@@ -57,21 +85,7 @@ def describe() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "loadavg_at_start": [round(v, 2) for v in os.getloadavg()],
-        "packages": versions(
-            [
-                "torch",
-                "numpy",
-                "fastapi",
-                "uvicorn",
-                "litserve",
-                "nvidia-pytriton",
-                "tritonclient",
-                "httpx",
-                "pillow",
-                "lancedb",
-                "sentence-transformers",
-            ]
-        ),
+        "packages": versions(list(dict.fromkeys(packages))),
     }
 
 

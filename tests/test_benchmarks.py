@@ -1,6 +1,6 @@
 """The benchmark harness's pure parts: statistics, interleaving, windows, reports.
 
-No server starts here; matplotlib, LitServe and Triton are not needed.
+No server starts here; matplotlib and the suites' peers are not needed.
 """
 
 from __future__ import annotations

@@ -49,8 +49,9 @@ def files_of(project: Path) -> list[Path]:
 
 def answers_of(combo: str) -> dict[str, object]:
     kind, name = combo.split("/")
-    backends = kinds.kind(kind).get("backends") or ["torch"]
-    return {**DEFAULT_ANSWERS, "inference_backend": backends[0], **combinations(kind)[name]}
+    backends = kinds.kind(kind).get("backends")
+    backend = {"inference_backend": backends[0]} if backends else {}
+    return {**DEFAULT_ANSWERS, **backend, **combinations(kind)[name]}
 
 
 @pytest.mark.parametrize("combo", COMBOS)

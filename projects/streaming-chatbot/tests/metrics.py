@@ -8,8 +8,8 @@ from prometheus_client.parser import text_string_to_metric_families
 def metric_samples(text: str, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:
     """(labels, value) of every sample called `name` whose labels include `labels`.
 
-    The parser names counter samples `<name>_total` even where the exporter did not (as
-    Triton does not), so both spellings match.
+    The parser names counter samples `<name>_total` even where an exporter did not, so both
+    spellings match.
     """
     return [
         (sample.labels, sample.value)

@@ -5,7 +5,8 @@
 
 The project's CI workflow runs it against the image it built; the test suite runs it against
 the service it starts (tests/e2e/test_smoke.py). Each step sends one request; its JSON
-answer must hold what the step's `expect` says, by dotted path (`choices.0.message.role`):
+answer must hold what the step's `expect` says, by dotted path (`items.0.name`, a list index
+as a number):
 a value, {"nonempty": true}, {"min": N}, or {"equals": "<step>.<path>"} for what an earlier
 answer said. A file whose path starts with /app/ comes from the running container: copy it
 into --files DIR first. Only the standard library, so it runs anywhere.

@@ -20,7 +20,10 @@ from image_classification.settings import Settings
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
+# Request latency: from a millisecond (a probe) to ten seconds (a large batch under load).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Items per model call: powers of two up to the largest batch a GPU usually takes.
+BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class Metrics:
@@ -90,10 +93,6 @@ class Metrics:
         self.model_ready = Gauge(
             "model_ready", "1 once the model is loaded and warmed up.", registry=reg
         )
-
-
-# Items per model call: powers of two up to the largest batch a GPU usually takes.
-BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 class JsonFormatter(logging.Formatter):

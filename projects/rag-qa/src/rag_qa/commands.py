@@ -1,5 +1,5 @@
-"""What the command line's subcommands share: `serve`, and the demo's server on a
-background thread."""
+"""The command line's building blocks: `serve` and the other subcommands it shares, and
+the demo's server on a background thread."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The chart's LLM parts: the vLLM engine (its Deployment, scaling and metrics) and Redis."""
+"""The chart's LLM engine and Redis: the vLLM Deployment, its scaling and metrics, and Redis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The smoke requests (tests/smoke.json), which CI and the container check send to the image,
+"""The smoke requests (tests/smoke.json), which the CI workflow sends to the image it built,
 pass against the service the tests run; and a smoke check that does not hold fails."""
 
 from __future__ import annotations

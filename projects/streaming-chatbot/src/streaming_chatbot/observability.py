@@ -20,7 +20,10 @@ from streaming_chatbot.settings import Settings
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
+# Request latency: from a millisecond (a probe) to ten seconds (a large batch under load).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# Time to first token includes queueing and prefill: seconds, not milliseconds, at load.
+TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
 
 class Metrics:
@@ -111,10 +114,6 @@ class Metrics:
         self.model_ready = Gauge(
             "model_ready", "1 once the model is loaded and warmed up.", registry=reg
         )
-
-
-# Time to first token includes queueing and prefill: seconds, not milliseconds, at load.
-TTFT_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0, 30.0)
 
 
 class JsonFormatter(logging.Formatter):

@@ -104,8 +104,8 @@ readinessProbe:
 
 {{/*
 The environment variables the service reads from Secrets, comma-separated (checkov's
-annotation names them), and whether the pod must run as one replica: both as the packs
-and the kind add to them.
+annotation names them), and whether the pod must run as one replica (a store on a
+ReadWriteOnce volume, say): each from the values that call for it.
 */}}
 {{- define "inference.secretEnv" -}}
 {{- $names := list }}
