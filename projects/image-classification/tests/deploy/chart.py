@@ -82,6 +82,16 @@ def pod_spec(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return named(docs, "Deployment")["spec"]["template"]["spec"]
 
 
+def scaling_signal() -> tuple[list[str], list[str]]:
+    """What the service's pods scale on besides CPU: the per-pod metrics of the HPA (the
+    "hpa" value set) and the Prometheus queries of KEDA's triggers (the "keda" one)."""
+    hpa = named(render(VALUE_SETS["hpa"]), "HorizontalPodAutoscaler")
+    pods = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    triggers = named(render(VALUE_SETS["keda"]), "ScaledObject")["spec"]["triggers"]
+    queries = [t["metadata"]["query"] for t in triggers if t["type"] == "prometheus"]
+    return pods, queries
+
+
 def field(doc: dict[str, Any], dotted: str) -> Any:
     value: Any = doc
     for part in dotted.split("."):

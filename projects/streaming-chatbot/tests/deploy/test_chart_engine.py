@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.chart import FULLNAME, VALUE_SETS, by_kind, named, render, values
+from tests.deploy.chart import FULLNAME, VALUE_SETS, by_kind, named, render, scaling_signal, values
 from tests.deploy.test_dockerfile import arguments
 from tests.deploy.tools import DOCKERFILES, module
 
@@ -28,7 +28,7 @@ def test_without_vllm_the_gateway_runs_its_embedded_engine() -> None:
     assert f"{FULLNAME}-vllm-cache" not in claims(docs)
 
 
-def test_the_gateway_streams_from_the_vllm_service() -> None:
+def test_the_gateway_streams_from_vllm_through_its_service() -> None:
     docs = render(VALUE_SETS["vllm"])
     config = config_of(docs)
     service = named(docs, "Service", "-vllm")
@@ -166,11 +166,7 @@ def test_the_schema_rejects_bad_engine_and_redis_values() -> None:
 
 
 def test_the_gateway_scales_on_open_streams() -> None:
-    hpa = named(render(VALUE_SETS["hpa"]), "HorizontalPodAutoscaler")
-    pods = [m["pods"]["metric"]["name"] for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
+    pods, queries = scaling_signal()
     assert pods == [values()["autoscaling"]["activeStreams"]["metricName"]]
     assert pods == ["llm_active_streams"]  # the gauge the gateway exports
-    scaled = named(render(VALUE_SETS["keda"]), "ScaledObject")
-    triggers = scaled["spec"]["triggers"]
-    queries = [t["metadata"]["query"] for t in triggers if t["type"] == "prometheus"]
     assert any("sum(llm_active_streams{" in query for query in queries)
