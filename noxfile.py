@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,8 +88,17 @@ def _requirements(project: Path, extras: tuple[str, ...]) -> list[str]:
     """A project's dependencies and those of its extras, from its pyproject.toml."""
     metadata = tomllib.loads((project / "pyproject.toml").read_text())["project"]
     found = list(metadata["dependencies"])
-    for extra in extras:
-        found += metadata.get("optional-dependencies", {}).get(extra, [])
+    wanted, seen = list(extras), set()
+    while wanted:
+        extra = wanted.pop(0)
+        seen.add(extra)
+        for requirement in metadata.get("optional-dependencies", {}).get(extra, []):
+            # An extra may name the project's own (`name[other]`): its list, not a download.
+            own = re.fullmatch(rf"{re.escape(metadata['name'])}\[([\w,-]+)\]", requirement)
+            if own:
+                wanted += [e for e in own.group(1).split(",") if e not in seen]
+            else:
+                found.append(requirement)
     return found
 
 

@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     results["summary"] = report.summarise(results["cells"])
     results["limit"] = report.summarise_limit(results["limit_runs"])
+    results["limits"] = report.summarise_limits(results["limit_runs"])
     results["targets"] = [
         {"text": t.text, **dataclasses.asdict(t.check(results))} for t in suite.targets
     ]

@@ -73,6 +73,15 @@ def summarise_limit(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def summarise_limits(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Each runtime's limit, where a suite measures several (a run's `runtimes`)."""
+    names = sorted({name for run in runs for name in run.get("runtimes", {})})
+    return {
+        name: summarise_limit([run["runtimes"][name] for run in runs if name in run["runtimes"]])
+        for name in names
+    }
+
+
 def _number(cell: Mapping[str, float], fmt: str) -> str:
     if cell.get("n", 0) == 0 or math.isnan(cell["median"]):
         return "-"
@@ -107,6 +116,18 @@ def markdown(results: Mapping[str, Any]) -> str:
             f"{limit['best_batch_size']} ({results['limit_description']}).",
             "",
         ]
+    limits = results.get("limits") or {}
+    if limits:
+        sizes = sorted({int(size) for lim in limits.values() for size in lim["by_batch_size"]})
+        lines += [
+            "| runtime (model alone) | " + " | ".join(f"batch {size}" for size in sizes) + " |",
+            "| --- | " + " | ".join("---" for _ in sizes) + " |",
+        ]
+        for name, lim in limits.items():
+            cells = [lim["by_batch_size"].get(str(size)) for size in sizes]
+            row = [_number(cell, "{:.1f}") if cell else "-" for cell in cells]
+            lines.append(f"| {name} | " + " | ".join(row) + " |")
+        lines.append("")
     lines += ["## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     for target in results["targets"]:
         met = {True: "yes", False: "**MISSED**", None: "not measured"}[target["passed"]]
@@ -209,13 +230,15 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
                 high.append(value["max"] - value["median"])
             axis.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=name)
         limit = results.get("limit")
-        if figure["metric"] == "throughput_rps" and limit:
-            axis.axhline(
-                limit["per_second"]["median"],
-                color="black",
-                linestyle="--",
-                label=f"limit (batch {limit['best_batch_size']})",
-            )
+        limits = results.get("limits") or ({"": limit} if limit else {})
+        if figure["metric"] == "throughput_rps":
+            for (name, lim), style in zip(limits.items(), ("--", ":", "-."), strict=False):
+                axis.axhline(
+                    lim["per_second"]["median"],
+                    color="black",
+                    linestyle=style,
+                    label=f"limit {name} (batch {lim['best_batch_size']})".replace("  ", " "),
+                )
         axis.set_xscale("log", base=2)
         axis.set_xticks(levels, [str(level) for level in levels])
         if figure["log_y"]:

@@ -3,6 +3,7 @@ port: the steps of the project's tests/smoke.json (its kind's manifest says what
 sent and checked by the project's own tests/smoke.py, as its CI workflow does.
 
 python -m tests.container <kind> [<kind> ...]     # what `nox -s "container(kind='<kind>')"` runs
+python -m tests.container <kind> --combination <name>   # one of its answer combinations
 
 With a Docker engine the build uses the Dockerfile's defaults (registries for the base
 image and PyTorch's CPU wheels). Without one it uses Debian's podman: the base image is
@@ -127,7 +128,8 @@ def build(engine: str, project: Path, tag: str) -> None:
         if not reachable("https://download.pytorch.org/whl/cpu/torch/"):
             links = find_links()
             log(f"PyTorch's CPU index is out of reach: its wheels come from {links or 'PyPI'}")
-            args += ["--build-arg", "TORCH_INDEX_URL=https://pypi.org/simple"]
+            for name in ("TORCH_INDEX_URL", "EXPORT_TORCH_INDEX_URL"):
+                args += ["--build-arg", f"{name}=https://pypi.org/simple"]
             if links:
                 args += ["--build-arg", f"PIP_FIND_LINKS={' '.join(links)}"]
                 for folder in links:
@@ -175,9 +177,20 @@ def smoke(engine: str, name: str, base: str, project: Path, api_key: str | None)
         run(sys.executable, str(script), base, "--files", files, *key)
 
 
-def check(kind_name: str) -> None:
+def check(kind_name: str, combination: str | None = None) -> None:
     kind = kinds.kind(kind_name)
-    project = ROOT / "projects" / kind.name
+    if combination is None:
+        check_project(kind, ROOT / "projects" / kind.name)
+        return
+    from tests.gallery import render
+
+    with tempfile.TemporaryDirectory(prefix=f"{kind.name}-{combination}-") as folder:
+        project = Path(folder) / combination
+        render(kind.name, project, kind.combinations[combination])
+        check_project(kind, project)
+
+
+def check_project(kind: kinds.Kind, project: Path) -> None:
     engine = "docker" if docker_engine() else "podman"
     if engine == "podman":
         podman_environment()
@@ -221,6 +234,14 @@ def check(kind_name: str) -> None:
         if user == "0":
             sys.exit("the container runs as root")
         log(f"the smoke requests pass through port {port}; HEALTHCHECK passes; uid {user}")
+        size = run(
+            engine, "image", "inspect", "--format", "{{.Size}}", tag, capture_output=True
+        ).stdout.strip()
+        torch = subprocess.run(
+            [engine, "exec", name, "python", "-c", "import torch"], capture_output=True, check=False
+        )
+        carried = "carries torch" if torch.returncode == 0 else "carries no torch"
+        log(f"image {tag}: {int(size) / 1e6:.0f} MB, {carried}")
     finally:
         subprocess.run([engine, "logs", name], check=False)
         subprocess.run([engine, "rm", "--force", name], check=False, capture_output=True)
@@ -233,8 +254,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("kinds", nargs="+")
-    for kind in parser.parse_args().kinds:
-        check(kind)
+    parser.add_argument("--combination", help="an answer combination of the (one) kind")
+    args = parser.parse_args()
+    if args.combination and len(args.kinds) != 1:
+        parser.error("--combination takes one kind")
+    for kind in args.kinds:
+        check(kind, args.combination)
     return 0
 
 

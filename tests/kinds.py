@@ -42,6 +42,17 @@ class Kind:
         return list(self.manifest["packs"])
 
     @property
+    def backends(self) -> list[str]:
+        """The inference_backend choices, the default first."""
+        return list(self.manifest.get("backends") or ["torch"])
+
+    def packs_for(self, answers: dict[str, Any]) -> list[str]:
+        """The packs a project with these answers is made from: the manifest's, then those
+        its inference backend adds (`backend_packs`)."""
+        backend = answers.get("inference_backend", self.backends[0])
+        return self.packs + list((self.manifest.get("backend_packs") or {}).get(backend, []))
+
+    @property
     def combinations(self) -> dict[str, dict[str, Any]]:
         """Named answer sets: "defaults" (no answers) first, then the manifest's."""
         return {"defaults": {}, **(self.manifest.get("combinations") or {})}
@@ -82,9 +93,10 @@ PARTS = "parts"
 _CONDITION = re.compile(r"^\{% if (not )?(\w+)(?: == '([^']*)')? %\}(.*)\{% endif %\}$")
 
 
-def layer_folders(kind: Kind) -> list[Path]:
-    """The folders a project of `kind` is made from: its packs in order, then its own."""
-    return [SHARED / pack for pack in kind.packs] + [kind.folder]
+def layer_folders(kind: Kind, answers: dict[str, Any] | None = None) -> list[Path]:
+    """The folders a project of `kind` with these answers is made from: its packs in order,
+    then its own."""
+    return [SHARED / pack for pack in kind.packs_for(answers or {})] + [kind.folder]
 
 
 def layer_files(folder: Path) -> list[str]:

@@ -34,6 +34,9 @@ def test_a_manifest_says_what_the_rest_of_the_repository_reads(name: str) -> Non
     assert manifest["description"].strip()
     assert kind.packs[0] == "core", "every kind builds on the core pack"
     assert set(kind.packs) <= set(kinds.packs()), f"unknown packs {set(kind.packs)}"
+    for backend, extra in (manifest.get("backend_packs") or {}).items():
+        assert backend in kind.backends, f"backend_packs names {backend}, not a backend"
+        assert set(extra) <= set(kinds.packs()), f"unknown packs {set(extra)}"
     assert manifest["smoke"], "a kind needs at least one smoke request"
     for step in manifest["smoke"]:
         assert step["name"]

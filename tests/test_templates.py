@@ -125,7 +125,7 @@ def test_every_layer_file_whose_name_holds_is_rendered(
         "{{ project_name }}": kind.name,
         "{{ _copier_conf.answers_file }}": ".copier-answers.yml",
     }
-    for folder in kinds.layer_folders(kind):
+    for folder in kinds.layer_folders(kind, answers):
         for source in kinds.layer_files(folder):
             path = kinds.rendered_path(source, names, answers)
             if path is not None:

@@ -1,15 +1,18 @@
 """Image classification: the service against the raw model, naive FastAPI, LitServe and
 Triton, all serving one TorchScript ResNet-18 and all sent the same JPEGs.
 
-Contenders (every one with the same torch intra-op thread count, `--threads`):
+Contenders (every one with the same intra-op thread count, `--threads`):
 - ours: the rendered service, torch backend, micro-batching at its defaults;
+- ours-ort: the service rendered with the onnxruntime backend, at its defaults, serving the
+  same checkpoint exported to ONNX and passed through its int8 gate (`onnx_model.py`);
 - ours-triton: the same service rendered with the triton backend, in front of a Triton
   server (PyTriton's bundled server) that runs the exported model with its dynamic batcher;
 - triton-direct: a Triton server used directly: the JPEG bytes go in a BYTES tensor, and the
   model runs the service's preprocessing inside Triton's dynamic batch;
 - naive-fastapi: FastAPI, one forward pass per request;
 - litserve: LitServe with batching on.
-The limit is the raw model in-process at its best batch size.
+The limit is the raw model in-process at its best batch size, for each runtime: torch, and
+ONNX Runtime with the fp32 export and with the int8 model the gate published (if it did).
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         "triton": render_project(
             KIND, workdir / "render" / "triton", {"inference_backend": "triton"}
         ),
+        "onnxruntime": render_project(
+            KIND, workdir / "render" / "onnxruntime", {"inference_backend": "onnxruntime"}
+        ),
     }
     model_dir = workdir / "model"
     run_python(
@@ -75,6 +81,27 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         env={"PYTHONPATH": str(renders["triton"] / "src"), "APP_MODEL_PATH": str(model_path)},
     )
     triton_model = repository / "classifier"
+    onnx_path = workdir / "onnx" / "model.onnx"
+    onnx_path.parent.mkdir(parents=True, exist_ok=True)
+    published = json.loads(
+        run_python(
+            "-m",
+            "benchmarks.image_classification.onnx_model",
+            "--checkpoint",
+            str(model_path),
+            "--output",
+            str(onnx_path),
+            "--batch-size",
+            str(MAX_BATCH_SIZE),
+            "--threads",
+            str(threads),
+            env={"PYTHONPATH": f"{ROOT}:{renders['onnxruntime'] / 'src'}"},
+            timeout_s=900.0,
+        )
+        .strip()
+        .splitlines()[-1]
+    )
+    print(f"ONNX model: {published}", flush=True)
     labels = (model_dir / "labels.txt").read_text().split()
     payloads = jpeg_payloads()
     json_requests = [_json_request(p) for p in payloads]
@@ -94,6 +121,7 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             "APP_MODEL_PATH": str(model_path),
             "APP_DEVICE": torch_device,
             "APP_TORCH_THREADS": str(threads),
+            "APP_ONNX_THREADS": str(threads),
             "APP_LOG_LEVEL": "WARNING",
             **extra,
         }
@@ -125,7 +153,9 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         ready = f"http://127.0.0.1:{http_port}/v2/models/classifier/ready"
         return ServerSpec(name, argv, ready, env, cwd=workdir)
 
-    ports = {name: free_port() for name in ("ours", "ours-triton", "triton-t", "triton-j")}
+    ports = {
+        name: free_port() for name in ("ours", "ours-ort", "ours-triton", "triton-t", "triton-j")
+    }
     ports |= {"naive": free_port(), "litserve": free_port()}
     service_settings = {
         "APP_TORCH_THREADS": threads,
@@ -143,6 +173,24 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             requests=json_requests,
             top_label=_service_label,
             settings=service_settings,
+        ),
+        Contender(
+            name="ours-ort",
+            description="the generated service, onnxruntime backend (the gate's model), defaults",
+            servers=[
+                service(
+                    "ours-ort", "onnxruntime", ports["ours-ort"], {"APP_MODEL_PATH": str(onnx_path)}
+                )
+            ],
+            base_url=f"http://127.0.0.1:{ports['ours-ort']}",
+            requests=json_requests,
+            top_label=_service_label,
+            settings={
+                **service_settings,
+                "APP_ONNX_THREADS": threads,
+                "model": f"model.onnx, published {published['published']} by the int8 gate "
+                f"({published['reason']})",
+            },
         ),
         Contender(
             name="naive-fastapi",
@@ -279,12 +327,14 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
     if wanted:
         contenders = [c for c in contenders if c.name in wanted]
 
-    def limit() -> dict[str, Any]:
+    def limit_of(runtime: str, model: Path) -> dict[str, Any]:
         output = run_python(
             "-m",
             "benchmarks.image_classification.limit",
+            "--runtime",
+            runtime,
             "--model",
-            str(model_path),
+            str(model),
             "--threads",
             str(threads),
             "--parallel",
@@ -295,10 +345,22 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         )
         return json.loads(output.strip().splitlines()[-1])
 
+    onnx_models = {"onnxruntime-fp32": onnx_path.with_name("model.fp32.onnx")}
+    int8 = onnx_path.with_name("model.int8.onnx")
+    if int8.is_file():
+        onnx_models["onnxruntime-int8"] = int8
+
+    def limit() -> dict[str, Any]:
+        """torch's limit, with every runtime's beside it (the service's model among them)."""
+        runtimes = {"torch": limit_of("torch", model_path)}
+        for name, path in onnx_models.items():
+            runtimes[name] = limit_of("onnxruntime", path)
+        return {**runtimes["torch"], "runtimes": runtimes}
+
     return Suite(
         kind=KIND,
         contenders=contenders,
-        targets=_targets(),
+        targets=_targets(published["published"]),
         figures=[
             Figure("throughput_rps", "Throughput", "images/s"),
             Figure("p99_ms", "p99 latency", "ms", log_y=True),
@@ -307,13 +369,17 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         limit=limit,
         limit_description="the TorchScript model in-process on random tensors, no HTTP and "
         f"no decoding, {parallel} forward pass(es) at once (one per core), at its best batch "
-        "size of 1, 4, 8, 16 and 32",
+        "size of 1, 4, 8, 16 and 32; the same for the ONNX models in one ONNX Runtime session",
         notes=[
+            "ONNX model (ours-ort): the checkpoint exported by the service's export_onnx (max "
+            f"difference of probabilities against torch {published['max_abs_difference']:.1e}), "
+            f"then its int8 gate at batch {MAX_BATCH_SIZE}: published {published['published']}; "
+            f"{published['reason']}.",
             "Model: ResNet-18 in plain torch (11.7 M parameters, about 1.8 GFLOPs at 224x224), "
             "random seeded weights, traced to TorchScript with the metadata.json extra file.",
             "Payloads: 16 JPEGs (320x240 to 640x427, 17-100 kB) cut from scikit-learn's sample "
             "photos; one image per request; client i starts at payload i.",
-            f"Every contender runs torch with {threads} intra-op thread(s) "
+            f"Every contender runs its runtime with {threads} intra-op thread(s) "
             f"(OMP_NUM_THREADS={threads}) and logs at WARNING (no per-request log lines).",
         ],
         settings={
@@ -392,8 +458,69 @@ def _figure(results: Mapping[str, Any], name: str, metric: str, c: int, unit: st
     return f"{name} {cell['median']:.1f} ({cell['min']:.1f}-{cell['max']:.1f}) {unit}"
 
 
-def _targets() -> list[Target]:
+def _limit_at(results: Mapping[str, Any], runtime: str, batch: int | None = None) -> float | None:
+    """A runtime's limit in images/s: at its best batch size, or at `batch`."""
+    limit = (results.get("limits") or {}).get(runtime)
+    if not limit:
+        return None
+    cell = limit["per_second"] if batch is None else limit["by_batch_size"].get(str(batch))
+    return cell["median"] if cell else None
+
+
+def _targets(published: str) -> list[Target]:
     c = TARGET_CONCURRENCY
+    served = f"onnxruntime-{published}"
+
+    def ort_versus_naive(results: Mapping[str, Any]) -> Outcome:
+        ratio = _ratio(results, "ours-ort", "naive-fastapi", "throughput_rps", c)
+        p99 = _ratio(results, "ours-ort", "naive-fastapi", "p99_ms", c)
+        if ratio is None or p99 is None:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ratio:.2f}x: {_figure(results, 'ours-ort', 'throughput_rps', c, 'img/s')} vs "
+            f"{_figure(results, 'naive-fastapi', 'throughput_rps', c, 'img/s')}; p99 "
+            f"{_figure(results, 'ours-ort', 'p99_ms', c, 'ms')} vs "
+            f"{_figure(results, 'naive-fastapi', 'p99_ms', c, 'ms')}"
+        )
+        return Outcome(ratio >= 2.0 and p99 <= 1.0, text)
+
+    def ort_versus_limit(results: Mapping[str, Any]) -> Outcome:
+        limit = _limit_at(results, served)
+        try:
+            ours = results["summary"]["ours-ort"][str(c)]["throughput_rps"]["median"]
+        except KeyError:
+            return Outcome(None, "not measured")
+        if not limit:
+            return Outcome(None, "limit not measured")
+        best = results["limits"][served]["best_batch_size"]
+        text = (
+            f"{ours / limit:.0%}: {_figure(results, 'ours-ort', 'throughput_rps', c, 'img/s')} "
+            f"vs {served} limit {limit:.1f} img/s at batch {best}"
+        )
+        return Outcome(ours / limit >= 0.85, text)
+
+    def ort_lone_client(results: Mapping[str, Any]) -> Outcome:
+        try:
+            ours = results["summary"]["ours-ort"]["1"]["p50_ms"]["median"]
+            naive = results["summary"]["naive-fastapi"]["1"]["p50_ms"]["median"]
+        except KeyError:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ours - naive:+.1f} ms: {_figure(results, 'ours-ort', 'p50_ms', 1, 'ms')} vs "
+            f"{_figure(results, 'naive-fastapi', 'p50_ms', 1, 'ms')}"
+        )
+        return Outcome(ours <= naive, text)
+
+    def int8_versus_fp32(results: Mapping[str, Any]) -> Outcome:
+        int8 = _limit_at(results, "onnxruntime-int8", MAX_BATCH_SIZE)
+        fp32 = _limit_at(results, "onnxruntime-fp32", MAX_BATCH_SIZE)
+        if not int8 or not fp32:
+            return Outcome(None, "no int8 model kept its accuracy; the gate published fp32")
+        text = (
+            f"{int8 / fp32:.2f}x at batch {MAX_BATCH_SIZE}: int8 {int8:.1f} vs fp32 "
+            f"{fp32:.1f} img/s (model alone); the gate published {published}"
+        )
+        return Outcome(int8 / fp32 >= 1.3, text)
 
     def versus_naive(results: Mapping[str, Any]) -> Outcome:
         ratio = _ratio(results, "ours", "naive-fastapi", "throughput_rps", c)
@@ -454,6 +581,10 @@ def _targets() -> list[Target]:
         return Outcome(ours <= naive + 2.0, text)
 
     return [
+        Target(f"ours-ort >= 2x naive FastAPI, p99 <= naive's (c={c})", ort_versus_naive),
+        Target(f"ours-ort >= 85% of its ONNX Runtime limit (c={c})", ort_versus_limit),
+        Target("ours-ort p50 <= naive FastAPI p50 (c=1)", ort_lone_client),
+        Target(f"int8 >= 1.3x fp32 ONNX Runtime (batch {MAX_BATCH_SIZE})", int8_versus_fp32),
         Target(f"ours >= 2x naive FastAPI throughput (c={c})", versus_naive),
         Target(f"ours >= 1.0x LitServe throughput (c={c})", versus_litserve_throughput),
         Target(f"ours p99 <= 1.5x LitServe p99 (c={c})", versus_litserve_p99),

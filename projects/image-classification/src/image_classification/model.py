@@ -1,32 +1,25 @@
-"""The image classifier: loads a checkpoint, verifies it, and runs batches on CPU or CUDA.
+"""What the service knows about a model besides its weights, whichever runtime runs it.
 
-Two checkpoint formats are accepted, both free of pickle (loading a pickle runs code):
-- TorchScript (`.pt`, `.ts`): a self-contained program; preprocessing metadata rides
-  along as the extra file `metadata.json` (see `training.py` for how it is written);
-- safetensors (`.safetensors`): weights only, for an architecture named in the file's
-  metadata or in APP_MODEL_ARCHITECTURE (see `architectures.py`).
-Labels come from a text file with one label per line, in output order.
+The metadata (name, version, labels, preprocessing), the labels file, the checks every
+backend applies to a loaded model, and the error that keeps the service unready when
+the model's files are missing, corrupt or inconsistent. No runtime is imported here: the
+torch backend is in `torch_backend.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from image_classification.architectures import build_model
 from image_classification.preprocessing import Preprocessing
 from image_classification.settings import Settings
 
-logger = logging.getLogger(__name__)
-
-TORCHSCRIPT_SUFFIXES = frozenset({".pt", ".pth", ".ts", ".torchscript"})
+# Where a checkpoint records its metadata (checkpoint_metadata): a TorchScript extra file,
+# a key of the safetensors header.
 METADATA_FILE = "metadata.json"
 
 
@@ -62,13 +55,41 @@ class ModelMetadata:
             ),
         )
 
+    @classmethod
+    def resolve(
+        cls,
+        settings: Settings,
+        recorded: Mapping[str, object],
+        *,
+        labels: tuple[str, ...],
+        checksum: str,
+        architecture: str,
+    ) -> ModelMetadata:
+        """The model's metadata: settings first, then what the file records, then defaults."""
+        path = settings.model_path
+        return cls(
+            name=settings.model_name or str(recorded.get("name", path.stem)),
+            version=settings.model_version or str(recorded.get("version", checksum[:12])),
+            labels=labels,
+            preprocessing=preprocessing_of(recorded, settings),
+            architecture=str(recorded.get("architecture", architecture)),
+            sha256=checksum,
+        )
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for chunk in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+
+def checkpoint_metadata(
+    name: str, version: str, architecture: str, spec: Preprocessing
+) -> dict[str, object]:
+    """The metadata recorded inside a model file; `ModelMetadata.resolve` reads it back."""
+    return {
+        "name": name,
+        "version": version,
+        "architecture": architecture,
+        "input_size": list(spec.input_size),
+        "channels": spec.channels,
+        "mean": list(spec.mean),
+        "std": list(spec.std),
+    }
 
 
 def read_labels(path: Path) -> tuple[str, ...]:
@@ -84,16 +105,13 @@ def read_labels(path: Path) -> tuple[str, ...]:
     return labels
 
 
-def resolve_device(requested: str) -> torch.device:
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise ModelLoadError("APP_DEVICE=cuda but no CUDA device is available")
-    return torch.device(requested)
+def labels_for(settings: Settings) -> tuple[str, ...]:
+    """The labels: APP_LABELS_PATH, else labels.txt beside the model."""
+    return read_labels(settings.labels_path or settings.model_path.with_name("labels.txt"))
 
 
-def _preprocessing(recorded: Mapping[str, object], settings: Settings) -> Preprocessing:
-    """The checkpoint's recorded preprocessing, else the APP_INPUT_* fallbacks."""
+def preprocessing_of(recorded: Mapping[str, object], settings: Settings) -> Preprocessing:
+    """The model's recorded preprocessing, else the APP_INPUT_* fallbacks."""
     channels = int(recorded.get("channels", settings.input_channels))  # type: ignore[call-overload]
     size = recorded.get("input_size", settings.input_size)
     mean = recorded.get("mean", settings.input_mean)
@@ -109,107 +127,15 @@ def _preprocessing(recorded: Mapping[str, object], settings: Settings) -> Prepro
         raise ModelLoadError(f"invalid preprocessing metadata: {exc}") from exc
 
 
-class ImageClassifier:
-    """A loaded model: call `predict` with preprocessed arrays from one worker thread."""
-
-    def __init__(
-        self, module: torch.nn.Module, metadata: ModelMetadata, device: torch.device
-    ) -> None:
-        self.module = module.eval().to(device)
-        self.metadata = metadata
-        self.device = device
-
-    @classmethod
-    def load(cls, settings: Settings) -> ImageClassifier:
-        path = settings.model_path
-        if not path.is_file():
-            raise ModelLoadError(f"checkpoint {path} does not exist")
-        checksum = sha256_of(path)
-        if settings.model_sha256 and checksum != settings.model_sha256.lower():
-            raise ModelLoadError(
-                f"checkpoint {path} has sha256 {checksum}, expected {settings.model_sha256}"
-            )
-        labels = read_labels(settings.labels_path or path.with_name("labels.txt"))
-        device = resolve_device(settings.device)
-        torch.set_num_threads(settings.torch_threads)
-        module, recorded = _load_module(path, settings, num_classes=len(labels), device=device)
-        metadata = ModelMetadata(
-            name=settings.model_name or str(recorded.get("name", path.stem)),
-            version=settings.model_version or str(recorded.get("version", checksum[:12])),
-            labels=labels,
-            preprocessing=_preprocessing(recorded, settings),
-            architecture=str(
-                recorded.get("architecture", settings.model_architecture or "torchscript")
-            ),
-            sha256=checksum,
-        )
-        classifier = cls(module, metadata, device)
-        classifier.check_output_size()
-        logger.info(
-            "model loaded",
-            extra={
-                "model": metadata.name,
-                "version": metadata.version,
-                "device": str(device),
-                "sha256": checksum,
-            },
-        )
-        return classifier
-
-    def check_output_size(self) -> None:
-        probe = np.zeros((1, *self.metadata.preprocessing.shape), dtype=np.float32)
-        try:
-            width = self.predict(probe).shape[1]
-        except Exception as exc:
-            raise ModelLoadError(f"the model fails on a {probe.shape} input: {exc}") from exc
-        labels = len(self.metadata.labels)
-        if width != labels:
-            raise ModelLoadError(f"the model has {width} outputs but the labels file has {labels}")
-
-    @torch.inference_mode()
-    def predict(self, batch: np.ndarray | Sequence[np.ndarray]) -> np.ndarray:
-        """Class probabilities, shape (N, number of labels), for a batch of (C, H, W) arrays."""
-        inputs = torch.from_numpy(np.stack(batch) if not isinstance(batch, np.ndarray) else batch)
-        logits = self.module(inputs.to(self.device, non_blocking=True))
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
-
-
-def _load_module(
-    path: Path, settings: Settings, *, num_classes: int, device: torch.device
-) -> tuple[torch.nn.Module, dict[str, object]]:
-    suffix = path.suffix.lower()
+def check_output_width(
+    predict: Callable[[np.ndarray], np.ndarray], metadata: ModelMetadata
+) -> None:
+    """Runs one zero input through the model: it must answer one score per label."""
+    probe = np.zeros((1, *metadata.preprocessing.shape), dtype=np.float32)
     try:
-        if suffix in TORCHSCRIPT_SUFFIXES:
-            extra = {METADATA_FILE: ""}
-            module = torch.jit.load(str(path), map_location=device, _extra_files=extra)
-            recorded = json.loads(extra[METADATA_FILE]) if extra[METADATA_FILE] else {}
-            return module, recorded
-        if suffix == ".safetensors":
-            return _load_safetensors(path, settings, num_classes=num_classes, device=device)
-    except ModelLoadError:
-        raise
+        width = predict(probe).shape[1]
     except Exception as exc:
-        raise ModelLoadError(f"cannot load checkpoint {path}: {exc}") from exc
-    raise ModelLoadError(
-        f"unsupported checkpoint {path.name}: use TorchScript (.pt) or safetensors (.safetensors)"
-    )
-
-
-def _load_safetensors(
-    path: Path, settings: Settings, *, num_classes: int, device: torch.device
-) -> tuple[torch.nn.Module, dict[str, object]]:
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
-    with safe_open(str(path), framework="pt") as handle:
-        raw = handle.metadata() or {}
-    recorded: dict[str, object] = json.loads(raw[METADATA_FILE]) if METADATA_FILE in raw else {}
-    architecture = settings.model_architecture or recorded.get("architecture")
-    if not architecture:
-        raise ModelLoadError(
-            f"{path.name} holds weights only: set APP_MODEL_ARCHITECTURE to build the network"
-        )
-    channels = int(recorded.get("channels", settings.input_channels))  # type: ignore[call-overload]
-    module = build_model(str(architecture), num_classes=num_classes, in_channels=channels)
-    module.load_state_dict(load_file(str(path), device=str(device)), strict=True)
-    return module, {**recorded, "architecture": architecture}
+        raise ModelLoadError(f"the model fails on a {probe.shape} input: {exc}") from exc
+    labels = len(metadata.labels)
+    if width != labels:
+        raise ModelLoadError(f"the model has {width} outputs but the labels file has {labels}")

@@ -12,9 +12,10 @@ from opentelemetry import trace
 
 from image_classification.batching import BatchFn, MicroBatcher
 from image_classification.errors import NotReady
-from image_classification.model import ImageClassifier, ModelMetadata
+from image_classification.model import ModelMetadata
 from image_classification.observability import Metrics
 from image_classification.settings import Settings
+from image_classification.torch_backend import TorchClassifier
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ class ClassifierRuntime:
         logger.info("model ready", extra={"load_seconds": round(elapsed, 3), "device": self.device})
 
     async def _load(self) -> tuple[BatchFn[np.ndarray, np.ndarray], int]:
-        classifier = await asyncio.to_thread(ImageClassifier.load, self.settings)
+        classifier = await asyncio.to_thread(TorchClassifier.load, self.settings)
         self.metadata = classifier.metadata
         self.device = str(classifier.device)
         return classifier.predict, self.settings.inference_workers

@@ -43,7 +43,6 @@ class Settings(BaseSettings):
     # One intra-op thread per inference worker: on small CPUs under concurrent load more
     # threads fight each other and throughput drops. Raise it for large single requests.
     torch_threads: int = Field(default=1, ge=1)
-
     # The checkpoint: TorchScript (.pt) or safetensors weights plus an architecture.
     model_path: Path = Path("models/demo/model.pt")
     labels_path: Path | None = None  # default: labels.txt beside the checkpoint

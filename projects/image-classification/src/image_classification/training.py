@@ -24,7 +24,7 @@ from sklearn.model_selection import train_test_split
 from torch import nn
 
 from image_classification.architectures import DigitsCNN
-from image_classification.model import METADATA_FILE
+from image_classification.model import METADATA_FILE, checkpoint_metadata
 from image_classification.preprocessing import Preprocessing, to_array
 
 DEMO_PREPROCESSING = Preprocessing(input_size=(32, 32), channels=1, mean=(0.3,), std=(0.4,))
@@ -112,21 +112,6 @@ def train_demo_model(output_dir: Path, *, epochs: int = 25, seed: int = 0) -> Tr
     return report
 
 
-def checkpoint_metadata(name: str, version: str, architecture: str, spec: Preprocessing) -> str:
-    """The metadata recorded inside a checkpoint; `model.py` reads it back."""
-    return json.dumps(
-        {
-            "name": name,
-            "version": version,
-            "architecture": architecture,
-            "input_size": list(spec.input_size),
-            "channels": spec.channels,
-            "mean": list(spec.mean),
-            "std": list(spec.std),
-        }
-    )
-
-
 def _write(
     output_dir: Path,
     model: nn.Module,
@@ -135,7 +120,7 @@ def _write(
     test_idx: np.ndarray,
 ) -> None:
     output_dir.mkdir(parents=True, exist_ok=True)
-    metadata = checkpoint_metadata("digits-cnn", "1", "digits_cnn", DEMO_PREPROCESSING)
+    metadata = json.dumps(checkpoint_metadata("digits-cnn", "1", "digits_cnn", DEMO_PREPROCESSING))
     scripted = torch.jit.script(model)
     torch.jit.save(scripted, str(output_dir / "model.pt"), _extra_files={METADATA_FILE: metadata})
     save_file(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.chart import VALUE_SETS, pod_spec, render
+from tests.deploy.chart import VALUE_SETS, merged, pod_spec, render
 from tests.deploy.tools import module
 
 
@@ -24,7 +24,8 @@ def test_the_model_comes_from_a_pvc_or_a_verifying_init_container() -> None:
     assert "hashlib.sha256" in fetch["args"][0]
     service_env = {e["name"]: e.get("value") for e in url["containers"][0]["env"]}
     assert service_env["APP_MODEL_SHA256"] == sha256  # checked again when the model loads
-    assert service_env["APP_MODEL_PATH"] == "/models/model.pt"
+    model_file = merged(VALUE_SETS["model-from-url"])["model"]["file"]
+    assert service_env["APP_MODEL_PATH"] == f"/models/{model_file}"
 
 
 def test_a_model_from_a_url_needs_its_sha256() -> None:

@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -124,11 +125,20 @@ def test_base_images_are_pinned_to_a_release() -> None:
         assert re.fullmatch(r"[\w./-]+:\d+\.\d+\.\d+-[\w.-]+|[\w./-]+@sha256:[0-9a-f]{64}", image)
 
 
-def test_the_cpu_image_installs_pytorchs_cpu_only_build() -> None:
+def test_torch_is_only_ever_pytorchs_cpu_build_in_the_cpu_image() -> None:
     cpu, gpu = DOCKERFILES
     cpu_args = " ".join(arguments(cpu, "ARG"))
-    assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in cpu_args
-    assert re.search(r"TORCH_VERSION=[\d.]+\+cpu\b", cpu_args)
+    runtime = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    if any(re.match(r"torch\b", requirement) for requirement in runtime):
+        assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in cpu_args
+        assert re.search(r"TORCH_VERSION=[\d.]+\+cpu\b", cpu_args)
+    else:
+        # The service runs without torch: none reaches the runtime stage of either image.
+        for dockerfile in DOCKERFILES:
+            runtime_stage = dockerfile.read_text().split(" AS runtime", 1)[1]
+            assert "torch" not in runtime_stage.lower(), dockerfile.name
+            versions = re.findall(r"TORCH_VERSION=(\S+)", " ".join(arguments(dockerfile, "ARG")))
+            assert all(version.endswith("+cpu") for version in versions), versions
     assert "APP_DEVICE=cuda" in " ".join(arguments(gpu, "ENV"))
 
 

@@ -89,7 +89,8 @@ def test_model_endpoint_describes_the_checkpoint(client: httpx.Client, model_dir
     assert info["labels"] == [str(d) for d in range(10)]
     assert info["input_size"] == [32, 32]
     assert info["channels"] == 1
-    assert info["checksum"] == hashlib.sha256((model_dir / "model.pt").read_bytes()).hexdigest()
+    served = model_dir / "model.pt"
+    assert info["checksum"] == hashlib.sha256(served.read_bytes()).hexdigest()
     assert info["device"].startswith(("cpu", "cuda"))
     assert info["backend"] == "torch"
 

