@@ -67,9 +67,7 @@ def _unique_servers(contenders: Sequence[Contender]) -> list[processes.ServerSpe
     return list(seen.values())
 
 
-async def _check_agreement(
-    contenders: Sequence[Contender], tolerance: float = 1e-3
-) -> dict[str, list[tuple[str, float]]]:
+async def _check_agreement(contenders: Sequence[Contender]) -> dict[str, list[tuple[str, float]]]:
     """Every contender must give the same best label, with the same probability, for the
     same inputs: same model, same preprocessing. Also warms each one up."""
     answers: dict[str, list[tuple[str, float]]] = {}
@@ -86,6 +84,7 @@ async def _check_agreement(
                     )
                 labels.append(contender.top_label(response))
             answers[contender.name] = labels
+    by_name = {contender.name: contender for contender in contenders}
     groups: dict[str, list[str]] = {}
     for contender in contenders:
         groups.setdefault(contender.agreement_group, []).append(contender.name)
@@ -93,6 +92,7 @@ async def _check_agreement(
         reference = answers[names[0]]
         for name in names[1:]:
             labels = answers[name]
+            tolerance = max(by_name[name].score_tolerance, by_name[names[0]].score_tolerance)
             same = all(
                 label == ref_label and abs(score - ref_score) <= tolerance
                 for (label, score), (ref_label, ref_score) in zip(labels, reference, strict=True)

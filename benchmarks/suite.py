@@ -42,6 +42,9 @@ class Contender:
     # Contenders must agree on top_label with the others of their group (same model and
     # numerics); different groups are separate comparisons in one run.
     agreement_group: str = ""
+    # How far its scores may sit from the group's first contender's: a quantised model
+    # gives the same labels with scores a little apart.
+    score_tolerance: float = 1e-3
 
 
 @dataclass
