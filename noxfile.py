@@ -271,13 +271,27 @@ def evaluate(session: nox.Session) -> None:
             )  # fmt: skip
 
 
+# Each kind's image, and the images of the combinations its manifest names under
+# container.combinations (an answer that changes what the image holds).
+IMAGES = KINDS + [
+    f"{kind.name}/{name}"
+    for kind in kinds.all_kinds()
+    for name in kind.get("container", {}).get("combinations", [])
+]
+
+
 @nox.session(python=PYTHON)
-@nox.parametrize("kind", KINDS)
+@nox.parametrize("kind", IMAGES)
 def container(session: nox.Session, kind: str) -> None:
     """Build a kind's CPU image, run it, wait for /readyz and send its smoke requests
     (tests/smoke.json) through the published port; Docker, else podman + debootstrap."""
-    _install(session, "pyyaml>=6")
-    session.run("python", "-m", "tests.container", kind)
+    kind_name, _, combination = kind.partition("/")
+    if combination:
+        _install(session, *DEV)  # the combination is rendered first
+        session.run("python", "-m", "tests.container", kind_name, "--combination", combination)
+    else:
+        _install(session, "pyyaml>=6")
+        session.run("python", "-m", "tests.container", kind_name)
 
 
 @nox.session(python=PYTHON)

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 import urllib.error
 import urllib.request
 import uuid
@@ -242,6 +244,10 @@ def check_project(kind: kinds.Kind, project: Path) -> None:
         )
         carried = "carries torch" if torch.returncode == 0 else "carries no torch"
         log(f"image {tag}: {int(size) / 1e6:.0f} MB, {carried}")
+        runtime = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        needs_torch = any(re.match(r"torch\b", r) for r in runtime["dependencies"])
+        if torch.returncode == 0 and not needs_torch:
+            sys.exit("the service runs without torch, yet the image carries it")
     finally:
         subprocess.run([engine, "logs", name], check=False)
         subprocess.run([engine, "rm", "--force", name], check=False, capture_output=True)

@@ -46,6 +46,8 @@ def test_a_manifest_says_what_the_rest_of_the_repository_reads(name: str) -> Non
     assert set(manifest["tests"]["needs"]) <= NEEDS
     for combination in manifest.get("combinations") or {}:
         assert re.fullmatch(r"[a-z0-9-]+", combination)
+    for combination in (manifest.get("container") or {}).get("combinations", []):
+        assert combination in kind.combinations, f"container.combinations: {combination}"
     assert (ROOT / manifest["guide"]).is_file()
     if "benchmark" in manifest:  # optional: a kind may come without a suite
         assert (ROOT / "benchmarks" / manifest["benchmark"] / "__init__.py").is_file()
