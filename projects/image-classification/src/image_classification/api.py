@@ -130,6 +130,7 @@ async def model_info(request: Request) -> ModelInfo:
         std=list(spec.std),
         checksum=metadata.sha256,
         architecture=metadata.architecture,
+        precision=metadata.precision,
         device=runtime.device,
         backend=runtime.backend,
         max_batch_size=settings.max_batch_size,

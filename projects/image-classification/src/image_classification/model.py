@@ -37,6 +37,7 @@ class ModelMetadata:
     preprocessing: Preprocessing
     architecture: str | None = None
     sha256: str | None = None
+    precision: str | None = None  # as the model file records it: fp32, or int8 when quantised
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -74,6 +75,7 @@ class ModelMetadata:
             preprocessing=preprocessing_of(recorded, settings),
             architecture=str(recorded.get("architecture", architecture)),
             sha256=checksum,
+            precision=str(recorded["precision"]) if "precision" in recorded else None,
         )
 
 

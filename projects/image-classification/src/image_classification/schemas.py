@@ -83,6 +83,9 @@ class ModelInfo(BaseModel):
     std: list[float]
     checksum: str | None = Field(description="sha256 of the checkpoint file.")
     architecture: str | None
+    precision: str | None = Field(
+        description="fp32, or int8 for a quantised model; null where the file records none."
+    )
     device: str = Field(description="Where inference runs: cpu, cuda:0, or a Triton URL.")
     backend: str
     max_batch_size: int

@@ -93,6 +93,7 @@ def test_model_endpoint_describes_the_checkpoint(client: httpx.Client, model_dir
     assert info["checksum"] == hashlib.sha256(served.read_bytes()).hexdigest()
     assert info["device"].startswith(("cpu", "cuda"))
     assert info["backend"] == "torch"
+    assert info["precision"] is None  # a torch checkpoint records none
 
 
 def test_openapi_documents_both_request_forms_with_examples(client: httpx.Client) -> None:

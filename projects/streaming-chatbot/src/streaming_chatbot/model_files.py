@@ -74,4 +74,3 @@ def prepare_model(output: Path, gguf: Path | None = None) -> PreparedModel:
         json.dumps({"source": source.name, "source_sha256": digest}, indent=2) + "\n"
     )
     return PreparedModel(output, source, digest)
-
