@@ -181,6 +181,10 @@ async def _read_json(request: Request, max_images: int) -> tuple[list[Upload], i
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"the body is not valid JSON: {exc}", code="malformed_json") from None
+    except RecursionError:  # nested deeper than the parser goes; no real request is
+        raise InvalidInput(
+            "the body nests too deeply to be a request", code="malformed_json"
+        ) from None
     try:
         parsed = ClassifyJSONRequest.model_validate(payload)
     except ValidationError as exc:

@@ -121,6 +121,14 @@ def test_malformed_json_is_422(client: httpx.Client) -> None:
     assert_error(response, 422, "malformed_json")
 
 
+def test_json_nested_past_the_parsers_depth_is_422_not_500(client: httpx.Client) -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    headers = {"Content-Type": "application/json"}
+    response = client.post("/v1/classify", content=deep, headers=headers)
+    assert_error(response, 422, "malformed_json")
+    assert "nests too deeply" in response.json()["error"]["message"]
+
+
 def test_invalid_base64_is_422(client: httpx.Client, good_png: bytes) -> None:
     images = [base64.b64encode(good_png).decode(), "not*base64!"]
     error = assert_error(

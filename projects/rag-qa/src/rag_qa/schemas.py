@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rag_qa.fields import Seed, Text
 from rag_qa.store import DocumentInfo, Hit, SearchFilter
 
 DOCUMENT_ID = r"^[0-9a-f]{32}$"
@@ -54,7 +55,7 @@ class Filter(BaseModel):
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1)
+    query: Text = Field(min_length=1)
     top_k: int | None = Field(default=None, ge=1)
     filter: Filter | None = None
     rerank: Literal["none", "mmr"] | None = None
@@ -63,14 +64,14 @@ class SearchRequest(BaseModel):
 class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    question: str = Field(min_length=1)
+    question: Text = Field(min_length=1)
     top_k: int | None = Field(default=None, ge=1)
     filter: Filter | None = None
     rerank: Literal["none", "mmr"] | None = None
     stream: bool = True
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.0, ge=0, le=2)
-    seed: int | None = None
+    seed: Seed | None = None
 
 
 class Source(BaseModel):

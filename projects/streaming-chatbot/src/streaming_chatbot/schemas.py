@@ -6,18 +6,20 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from streaming_chatbot.fields import Seed, Text
+
 Role = Literal["system", "user", "assistant"]
 
 
 class TextPart(BaseModel):
     type: Literal["text"]
-    text: str
+    text: Text
 
 
 class Message(BaseModel):
     role: Role
     # A string, or OpenAI's list of content parts (text parts only: this model reads text).
-    content: str | list[TextPart]
+    content: Text | list[TextPart]
     name: str | None = None
 
     def text(self) -> str:
@@ -35,8 +37,8 @@ class SamplingFields(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
-    seed: int | None = None
-    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
+    seed: Seed | None = None
+    stop: Text | Annotated[list[Text], Field(max_length=4)] | None = None
     # vLLM's extension: keep generating past the end-of-sequence token.
     ignore_eos: bool = False
 
@@ -110,7 +112,7 @@ class ModelList(BaseModel):
 class NewConversation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    system_prompt: str | None = Field(default=None, max_length=8000)
+    system_prompt: Text | None = Field(default=None, max_length=8000)
 
 
 class ConversationMessage(BaseModel):
@@ -127,5 +129,5 @@ class Conversation(BaseModel):
 class UserTurn(SamplingFields):
     model_config = ConfigDict(extra="forbid")
 
-    content: str = Field(min_length=1)
+    content: Text = Field(min_length=1)
     stream: bool = True

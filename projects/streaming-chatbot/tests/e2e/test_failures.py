@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -23,6 +24,9 @@ def error_code(response: httpx.Response) -> str:
     return str(response.json()["error"]["code"])
 
 
+TEXT_PART_SURROGATE = {"type": "text", "text": "\udfff"}
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -39,6 +43,11 @@ def error_code(response: httpx.Response) -> str:
         {**chat_body("hi"), "n": 2},
         {**chat_body("hi"), "stop": [""]},
         {**chat_body("hi"), "stop": ["a", "b", "c", "d", "e"]},
+        {**chat_body("hi"), "seed": 2**64},
+        {**chat_body("hi"), "seed": -(2**63) - 1},
+        chat_body("\ud800 a lone surrogate"),
+        {**chat_body("hi"), "messages": [{"role": "user", "content": [TEXT_PART_SURROGATE]}]},
+        {**chat_body("hi"), "stop": ["\ud800"]},
     ],
     ids=[
         "no-messages",
@@ -54,12 +63,22 @@ def error_code(response: httpx.Response) -> str:
         "n",
         "empty-stop",
         "too-many-stops",
+        "seed-above-int64",
+        "seed-below-int64",
+        "lone-surrogate",
+        "lone-surrogate-in-a-part",
+        "lone-surrogate-in-a-stop",
     ],
 )
 def test_malformed_requests_get_422(
     base_url: str, auth_headers: dict[str, str], body: dict[str, object]
 ) -> None:
-    response = httpx.post(base_url + "/v1/chat/completions", json=body, headers=auth_headers)
+    # Encoded here: httpx's own JSON encoder refuses the lone surrogates a client can send.
+    response = httpx.post(
+        base_url + "/v1/chat/completions",
+        content=json.dumps(body).encode(),
+        headers={**auth_headers, "Content-Type": "application/json"},
+    )
     assert response.status_code == 422
     assert error_code(response) == "invalid_request"
 
