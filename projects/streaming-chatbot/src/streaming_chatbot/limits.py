@@ -118,10 +118,12 @@ class ClientRateLimit:
 
 
 def client_key(request: Request) -> str:
-    """Whom a rate limit applies to: the API key when there is one, else the address."""
-    api_key = request.headers.get("x-api-key")
-    if api_key:
-        return "key:" + api_key
+    """Whom a rate limit applies to: the API key the auth check accepted (`client_id`), else
+    the client's address. A key nobody checked is the client's say-so: keyed on it, every
+    request could bring a fresh bucket."""
+    client_id = getattr(request.state, "client_id", None)
+    if client_id:
+        return str(client_id)
     return "addr:" + (request.client.host if request.client else "unknown")
 
 

@@ -186,6 +186,25 @@ def test_the_rate_limit_answers_429_with_retry_after(
         assert 'llm_rejected_total{reason="rate_limited"} 1.0' in metrics
 
 
+def test_a_key_nobody_checked_does_not_buy_a_bucket_of_its_own(
+    make_settings: Callable[..., Settings],
+) -> None:
+    # With API keys off, X-API-Key is whatever the client says: the limit keys on the address.
+    settings = make_settings(rate_limit_rps=0.2, rate_limit_burst=2)
+    with serve(create_app(settings)) as url:
+        body = chat_body("hi", max_tokens=1)
+        statuses = [
+            httpx.post(
+                url + "/v1/chat/completions",
+                json=body,
+                headers={"X-API-Key": f"made-up-{attempt}"},
+                timeout=60,
+            ).status_code
+            for attempt in range(3)
+        ]
+        assert statuses == [200, 200, 429]
+
+
 def test_token_buckets_are_per_client_and_refill() -> None:
     bucket = MemoryTokenBucket(rate=10.0, burst=2)
     take = lambda key: asyncio.run(bucket.wait_time(key))  # noqa: E731
