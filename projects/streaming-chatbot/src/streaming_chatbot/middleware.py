@@ -127,17 +127,37 @@ class BodySizeLimitMiddleware:
                 await response(scope, receive, send)
                 return
         received = 0
+        too_large = False
+        answered = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    too_large = True
                     raise PayloadTooLarge(_too_large_message(self.max_bytes))
             return message
 
-        await self.app(scope, counting_receive, send)
+        async def send_413_once_too_large(message: Message) -> None:
+            # A framework may wrap the error raised while it reads the body (FastAPI answers
+            # 400 to any failure reading a JSON body): the client is owed the 413.
+            nonlocal answered
+            if not too_large:
+                await send(message)
+                return
+            if not answered:
+                answered = True
+                response = error_response(
+                    Request(scope),
+                    PayloadTooLarge.status_code,
+                    PayloadTooLarge.code,
+                    _too_large_message(self.max_bytes),
+                )
+                await response(scope, receive, send)
+
+        await self.app(scope, counting_receive, send_413_once_too_large)
 
 
 def _too_large_message(max_bytes: int) -> str:
