@@ -38,6 +38,11 @@ class ModelNotFound(ServiceError):
     code = "model_not_found"
 
 
+class UnsupportedField(ServiceError):
+    status_code = HTTPStatus.BAD_REQUEST
+    code = "unsupported_field"
+
+
 def sampling(fields: SamplingFields, max_tokens: int) -> SamplingParams:
     return SamplingParams(
         max_tokens=max_tokens,
@@ -70,6 +75,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
     started = time.perf_counter()
     runtime: ChatRuntime = ready_runtime(request)
     settings = runtime.settings
+    if (field := body.unsupported_field()) is not None:
+        raise UnsupportedField(
+            f"{field} is not supported by this gateway: it serves plain chat completions"
+        )
     if body.model != settings.model_name:
         raise ModelNotFound(
             f"model {body.model!r} is not served here; GET /v1/models lists {settings.model_name!r}"

@@ -59,15 +59,45 @@ class SamplingFields(BaseModel):
         return self.max_completion_tokens or self.max_tokens
 
 
+# OpenAI fields that change what the answer is (tools, JSON mode, log-probabilities,
+# penalties): this gateway does none of them, so asking for one is refused by name rather
+# than answered with free text. Each maps to the values that ask for nothing.
+UNSUPPORTED_FIELDS: dict[str, tuple[object, ...]] = {
+    "tools": (None, []),
+    "tool_choice": (None, "none"),
+    "parallel_tool_calls": (None, False),
+    "functions": (None, []),
+    "function_call": (None, "none"),
+    "response_format": (None, {"type": "text"}),
+    "logprobs": (None, False),
+    "top_logprobs": (None, 0),
+    "frequency_penalty": (None, 0, 0.0),
+    "presence_penalty": (None, 0, 0.0),
+    "logit_bias": (None, {}),
+    "audio": (None,),
+    "modalities": (None, ["text"]),
+    "prediction": (None,),
+}
+
+
 class ChatCompletionRequest(SamplingFields):
-    # Clients send fields this gateway does not use (user, logit_bias, ...): ignore them.
-    model_config = ConfigDict(extra="ignore")
+    # Fields this gateway does not read but that change nothing (user, metadata, store, ...)
+    # are accepted; those that would change the answer are refused (unsupported_field).
+    model_config = ConfigDict(extra="allow")
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Literal[1] = 1
+
+    def unsupported_field(self) -> str | None:
+        """The first field that asks for something this gateway does not do, if any."""
+        extra = self.model_extra or {}
+        for name, no_op in UNSUPPORTED_FIELDS.items():
+            if name in extra and extra[name] not in no_op:
+                return name
+        return None
 
 
 class Usage(BaseModel):

@@ -93,6 +93,40 @@ def test_a_body_that_is_not_json_gets_422(base_url: str, auth_headers: dict[str,
     assert error_code(response) == "invalid_request"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tools", [{"type": "function", "function": {"name": "f", "parameters": {}}}]),
+        ("tool_choice", "required"),
+        ("functions", [{"name": "f", "parameters": {}}]),
+        ("response_format", {"type": "json_object"}),
+        ("logprobs", True),
+        ("frequency_penalty", 0.5),
+        ("presence_penalty", -1),
+        ("logit_bias", {"42": 10}),
+    ],
+)
+def test_fields_that_would_change_the_answer_are_refused_by_name(
+    base_url: str, auth_headers: dict[str, str], field: str, value: object
+) -> None:
+    body = {**chat_body("hi", max_tokens=1), field: value}
+    response = httpx.post(base_url + "/v1/chat/completions", json=body, headers=auth_headers)
+    assert response.status_code == 400
+    assert error_code(response) == "unsupported_field"
+    assert field in response.json()["error"]["message"]
+
+
+def test_fields_that_ask_for_nothing_are_accepted(
+    base_url: str, auth_headers: dict[str, str]
+) -> None:
+    no_ops = {"response_format": {"type": "text"}, "frequency_penalty": 0, "logprobs": False}
+    body = {**chat_body("hi", max_tokens=1), **no_ops, "user": "someone", "tools": []}
+    response = httpx.post(
+        base_url + "/v1/chat/completions", json=body, headers=auth_headers, timeout=60
+    )
+    assert response.status_code == 200, response.text
+
+
 def test_an_unknown_model_gets_404(base_url: str, auth_headers: dict[str, str]) -> None:
     body = {**chat_body("hi"), "model": "gpt-17"}
     response = httpx.post(base_url + "/v1/chat/completions", json=body, headers=auth_headers)
