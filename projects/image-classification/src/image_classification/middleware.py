@@ -16,6 +16,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from image_classification.errors import PayloadTooLarge, error_response
@@ -118,13 +119,7 @@ class BodySizeLimitMiddleware:
         for name, value in scope["headers"]:
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 # Answered before the body is read, in the service's one error format.
-                response = error_response(
-                    Request(scope),
-                    PayloadTooLarge.status_code,
-                    PayloadTooLarge.code,
-                    _too_large_message(self.max_bytes),
-                )
-                await response(scope, receive, send)
+                await self._too_large(scope)(scope, receive, send)
                 return
         received = 0
         too_large = False
@@ -149,15 +144,17 @@ class BodySizeLimitMiddleware:
                 return
             if not answered:
                 answered = True
-                response = error_response(
-                    Request(scope),
-                    PayloadTooLarge.status_code,
-                    PayloadTooLarge.code,
-                    _too_large_message(self.max_bytes),
-                )
-                await response(scope, receive, send)
+                await self._too_large(scope)(scope, receive, send)
 
         await self.app(scope, counting_receive, send_413_once_too_large)
+
+    def _too_large(self, scope: Scope) -> JSONResponse:
+        return error_response(
+            Request(scope),
+            PayloadTooLarge.status_code,
+            PayloadTooLarge.code,
+            _too_large_message(self.max_bytes),
+        )
 
 
 def _too_large_message(max_bytes: int) -> str:
