@@ -233,11 +233,12 @@ def chart(results: Mapping[str, Any], path: Path) -> None:
         limits = results.get("limits") or ({"": limit} if limit else {})
         if figure["metric"] == "throughput_rps":
             for (name, lim), style in zip(limits.items(), ("--", ":", "-."), strict=False):
+                which = f"limit {name}" if name else "limit"
                 axis.axhline(
                     lim["per_second"]["median"],
                     color="black",
                     linestyle=style,
-                    label=f"limit {name} (batch {lim['best_batch_size']})".replace("  ", " "),
+                    label=f"{which} (batch {lim['best_batch_size']})",
                 )
         axis.set_xscale("log", base=2)
         axis.set_xticks(levels, [str(level) for level in levels])
