@@ -58,19 +58,23 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-    from image_classification.onnx_export import export_onnx
+    from image_classification.onnx_export import INPUT_NAME, batches, export_onnx
     from image_classification.onnx_model import OnnxModel
-    from image_classification.quantization import publish
+    from image_classification.quantization import publish_classifier
 
     module = torch.jit.load(str(args.checkpoint), map_location="cpu").eval()
     calibration = augmented(CALIBRATION, seed=1)
     held_out = augmented(HELD_OUT, seed=2)
     fp32 = args.output.with_name(f"{args.output.stem}.fp32.onnx")
     exported = export_onnx(
-        module, fp32, item_shape=(3, *INPUT_SIZE), metadata=METADATA, held_out=held_out
+        module,
+        fp32,
+        example={INPUT_NAME: held_out[:2]},
+        metadata=METADATA,
+        held_out=batches(held_out),
     )
     labels = OnnxModel.load(fp32).run(held_out).argmax(axis=1)
-    gate = publish(
+    gate = publish_classifier(
         fp32,
         args.output,
         calibration=calibration,
