@@ -1,4 +1,5 @@
-"""Command line: `python -m rag_qa serve | prepare-model | ingest | ask | eval | demo`."""
+"""Command line: `python -m rag_qa serve | prepare-model | ingest | ask | eval |
+export-embedder | demo`."""
 
 from __future__ import annotations
 
@@ -41,6 +42,19 @@ def main(argv: list[str] | None = None) -> int:
         "--min-recall", type=float, default=0.0, help="exit 1 when recall@k is below this"
     )
 
+    export = subcommands.add_parser(
+        "export-embedder",
+        help="export the embedder to ONNX and publish it through the int8 gate (needs .[export])",
+    )
+    export.add_argument("--output", type=Path, default=Path("models/embedder"))
+    export.add_argument("--corpus", type=Path, default=Path("eval/corpus"))
+    export.add_argument("--questions", type=Path, default=Path("eval/qa.jsonl"))
+    export.add_argument("-k", type=int, default=5)
+    export.add_argument("--min-speedup", type=float, help="int8 against fp32 (the gate's 1.3x)")
+    export.add_argument(
+        "--max-recall-loss", type=float, help="of recall@k on the QA set (the gate's 0.01)"
+    )
+
     demo = subcommands.add_parser(
         "demo", help="prepare the demo model, ingest eval/corpus and serve on 127.0.0.1"
     )
@@ -61,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         return _ask(args.url, args.question, args.api_key)
     if args.command == "eval":
         return _evaluate(args.corpus, args.questions, args.k, args.min_recall)
+    if args.command == "export-embedder":
+        return _export_embedder(args)
     return _demo(args.port, args.corpus, once=args.once)
 
 
@@ -174,6 +190,23 @@ def _evaluate(corpus: Path, questions_path: Path, k: int, min_recall: float) -> 
     if report.recall < min_recall:
         print(f"recall@{k} {report.recall:.3f} is below {min_recall}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _export_embedder(args: argparse.Namespace) -> int:
+    from rag_qa.embedder_export import export_embedder, summary
+    from rag_qa.evaluation import load_questions
+
+    given = {"min_speedup": args.min_speedup, "max_recall_loss": args.max_recall_loss}
+    published = export_embedder(
+        Settings(),
+        args.output,
+        corpus=args.corpus,
+        questions=load_questions(args.questions),
+        k=args.k,
+        **{name: value for name, value in given.items() if value is not None},
+    )
+    print(summary(published))
     return 0
 
 

@@ -1,22 +1,21 @@
-"""Sentence embeddings with all-MiniLM-L6-v2, loaded from a folder: nothing downloads.
+"""Sentence embeddings for documents and questions, from a model folder: nothing downloads.
 
-Vectors are L2-normalised float32, so a dot product is the cosine similarity.
+Two runtimes behind one class (`embedding_runtime`): torch runs the sentence-transformers
+folder (all-MiniLM-L6-v2 by default); onnxruntime runs the folder that
+`python -m rag_qa export-embedder` writes (see embedder_export.py). Vectors are
+L2-normalised float32 either way, so a dot product is the cosine similarity.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
-import torch
-from sentence_transformers import SentenceTransformer
 
 from rag_qa.observability import Metrics
 from rag_qa.settings import Settings
@@ -24,6 +23,20 @@ from rag_qa.settings import Settings
 logger = logging.getLogger(__name__)
 
 Purpose = Literal["document", "query"]
+
+
+class Encoder(Protocol):
+    """A loaded embedding model: what the runtimes have in common."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]: ...
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray: ...
 
 
 def default_model_path() -> Path:
@@ -34,59 +47,46 @@ def default_model_path() -> Path:
 
 
 class Embedder:
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
+    def __init__(
+        self, settings: Settings, metrics: Metrics, encoder: Encoder | None = None
+    ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.model: SentenceTransformer | None = None
+        self.encoder = encoder
         # One batch at a time: the tokenizer is not safe to share between threads, and
         # two batches on the same cores only slow each other down.
         self._lock = threading.Lock()
 
     @property
     def ready(self) -> bool:
-        return self.model is not None
+        return self.encoder is not None
 
     @property
     def dimension(self) -> int:
-        model = self._model()
-        # Renamed in sentence-transformers 6; the old name still works before that.
-        dimension = getattr(model, "get_embedding_dimension", None)
-        return int((dimension or model.get_sentence_embedding_dimension)() or 0)
+        return self._encoder().dimension
 
     @property
     def max_tokens(self) -> int:
-        return int(self._model().max_seq_length)
+        return self._encoder().max_tokens
 
     def load(self) -> None:
         """Loads and warms up the model (seconds); call it off the event loop."""
-        # The folder is complete; never let the hub client look anything up.
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        path = self.settings.embedding_model_path or default_model_path()
-        device = _device(self.settings.device)
-        model = SentenceTransformer(str(path), device=device, local_files_only=True)
-        if self.settings.embedding_int8 and device == "cpu":
-            with warnings.catch_warnings():
-                # Eager-mode dynamic quantisation is deprecated in favour of torchao,
-                # which the CPU wheels do not ship; it still works and is measured here.
-                warnings.simplefilter("ignore")
-                model = torch.ao.quantization.quantize_dynamic(
-                    model, {torch.nn.Linear}, dtype=torch.qint8
-                )
-        self.model = model.eval()
+        if self.settings.embedding_runtime == "onnxruntime":
+            from rag_qa.onnx_embeddings import OnnxEncoder
+
+            self.encoder = OnnxEncoder.load(self.settings)
+        else:
+            from rag_qa.torch_embeddings import SentenceTransformerEncoder
+
+            self.encoder = SentenceTransformerEncoder.load(self.settings)
         self._encode(["warm-up"])
-        logger.info(
-            "embedder ready",
-            extra={"path": str(path), "device": device, "int8": self.settings.embedding_int8},
-        )
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         """Token counts as the embedder sees them, without its special tokens."""
         if not texts:
             return []
         with self._lock:
-            # Counting only: texts longer than the model's window are fine here.
-            encoded = self._model().tokenizer(list(texts), add_special_tokens=False, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+            return self._encoder().token_counts(texts)
 
     def embed(self, texts: Sequence[str], purpose: Purpose = "document") -> np.ndarray:
         """(len(texts), dimension) float32, unit length; blocking."""
@@ -99,26 +99,12 @@ class Embedder:
         return vectors
 
     def _encode(self, texts: Sequence[str]) -> np.ndarray:
-        model = self._model()
-        with self._lock, torch.inference_mode():
-            # Intra-op thread counts belong to the calling thread (OpenMP), and embedding
-            # runs on whichever worker thread is free: set ours on each call.
-            torch.set_num_threads(self.settings.embedding_threads)
-            vectors = model.encode(
-                list(texts),
-                batch_size=self.settings.embedding_batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-            )
+        encoder = self._encoder()
+        with self._lock:
+            vectors = encoder.encode(texts, self.settings.embedding_batch_size)
         return np.asarray(vectors, dtype=np.float32)
 
-    def _model(self) -> SentenceTransformer:
-        if self.model is None:
+    def _encoder(self) -> Encoder:
+        if self.encoder is None:
             raise RuntimeError("the embedder is not loaded")
-        return self.model
-
-
-def _device(setting: str) -> str:
-    if setting == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return setting
+        return self.encoder

