@@ -147,7 +147,7 @@ def measure(workdir: Path, render: Path) -> dict[str, Any]:
         "embedding": embedding,
         "onnx": {key: value for key, value in exported.items() if key != "folders"},
         "published": published,
-        "limits": limits,
+        "embedder_limits": limits,
         "flop_bound": bound,
         "end_to_end": end_to_end,
         "retrieval": retrieval_rows,
@@ -186,7 +186,7 @@ def tables(measured: Mapping[str, Any]) -> list[dict[str, Any]]:
         ]
         for name, cell in embedding["chunks_per_s"].items()
     ]
-    limits = measured.get("limits", {})
+    limits = measured.get("embedder_limits", {})
     rates = embedding["chunks_per_s"]
     limit_rows = [
         [
@@ -324,7 +324,7 @@ def _throughput_target(results: Mapping[str, Any]) -> Outcome:
 
 def _limit_target(results: Mapping[str, Any]) -> Outcome:
     name = results.get("published")
-    limit = results.get("limits", {}).get(name)
+    limit = results.get("embedder_limits", {}).get(name)
     rate = results.get("embedding", {}).get("chunks_per_s", {}).get(name)
     if not limit or not rate:
         return Outcome(None, "not measured")
