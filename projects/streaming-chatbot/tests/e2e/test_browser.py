@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from streaming_chatbot.app import create_app
+from streaming_chatbot.settings import Settings
 from tests.conftest import skip_or_fail
+from tests.live_server import serve
 
 pytestmark = pytest.mark.browser
 
@@ -30,6 +34,15 @@ def chromium() -> str:
             return candidate
     skip_or_fail("no Chromium (apt-get install chromium, or set CHROMIUM)", "REQUIRE_BROWSER")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="module")
+def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The page sends no max_tokens, so the service's default bounds its answer: 512 tokens
+    sampled at temperature 1 ran past a minute on a busy 2-core machine; 48 still stream in
+    many pieces."""
+    with serve(create_app(make_settings(default_max_tokens=48))) as url:
+        yield url
 
 
 def test_a_typed_question_gets_a_streamed_answer(base_url: str) -> None:
