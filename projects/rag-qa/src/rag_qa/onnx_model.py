@@ -41,6 +41,14 @@ def session_options(threads: int) -> ort.SessionOptions:
     return options
 
 
+def resolve_device(setting: str) -> Device:
+    """A device setting ("auto", "cpu" or "cuda") as a device: auto is CUDA where this
+    onnxruntime has its execution provider, else the CPU."""
+    if setting == "auto":
+        return "cuda" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    return "cuda" if setting == "cuda" else "cpu"
+
+
 def providers_for(device: Device) -> list[str]:
     """The execution providers for `device`: CUDA (with the CPU as fallback) or the CPU."""
     available = ort.get_available_providers()

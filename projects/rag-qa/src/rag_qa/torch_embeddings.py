@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from rag_qa.embeddings import count_tokens, default_model_path
 from rag_qa.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -23,8 +24,6 @@ class SentenceTransformerEncoder:
 
     @classmethod
     def load(cls, settings: Settings) -> SentenceTransformerEncoder:
-        from rag_qa.embeddings import default_model_path
-
         # The folder is complete; never let the hub client look anything up.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         path = settings.embedding_model_path or default_model_path()
@@ -60,9 +59,7 @@ class SentenceTransformerEncoder:
         return int(self.model.max_seq_length)
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
-        # Counting only: texts longer than the model's window are fine here.
-        encoded = self.model.tokenizer(list(texts), add_special_tokens=False, verbose=False)
-        return [len(ids) for ids in encoded["input_ids"]]
+        return count_tokens(self.model.tokenizer, texts)
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         with torch.inference_mode():

@@ -11,7 +11,7 @@ import torch
 from onnx import TensorProto, helper
 
 from rag_qa.onnx_export import INPUT_NAME, export_onnx
-from rag_qa.onnx_model import InvalidOnnxModel, OnnxModel, softmax
+from rag_qa.onnx_model import InvalidOnnxModel, OnnxModel, resolve_device, softmax
 from tests.onnx_models import small_cnn
 
 
@@ -113,3 +113,12 @@ def test_softmax_rows_sum_to_one() -> None:
     rows = softmax(np.array([[1000.0, 0.0], [0.0, 0.0]], dtype=np.float32))
     np.testing.assert_allclose(rows.sum(axis=1), 1.0)
     assert rows[1, 0] == pytest.approx(0.5)
+
+
+def test_auto_means_cuda_only_where_this_onnxruntime_has_it() -> None:
+    import onnxruntime as ort
+
+    has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    assert resolve_device("auto") == ("cuda" if has_cuda else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    assert resolve_device("cuda") == "cuda"
