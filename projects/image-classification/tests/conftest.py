@@ -60,6 +60,13 @@ def make_settings(model_dir: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture(scope="module")
+def fuzz_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The service as the schema fuzz run meets it: the demo model, ready."""
+    with serve(create_app(make_settings())) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
     """One service with default settings, shared by a test module."""
     with serve(create_app(make_settings())) as url:

@@ -64,6 +64,19 @@ def auth_headers() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
+def fuzz_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The gateway as the schema fuzz run meets it: the embedded engine with a short
+    context and short answers, so each generated chat answers in well under a second, and
+    no rate limit, so the cases reach the routes rather than the limiter. Not yet run: its
+    integer fields still refuse some values their schema allows (5.0, bounds on optional
+    integers)."""
+    pytest.skip("the chatbot's routes do not yet pass the schema fuzz run")
+    settings = make_settings(max_context_tokens=128, default_max_tokens=8, rate_limit_rps=0)
+    with serve(create_app(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def base_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
     """One gateway on the embedded engine, shared by a test module."""
     with serve(create_app(make_settings())) as url:
@@ -94,7 +107,8 @@ def engine_url(
     """A gateway on `engine`: the embedded model, or a real vLLM server."""
     if engine == "vllm":
         upstream = request.getfixturevalue("vllm_url")
-        settings = make_settings(engine="vllm", vllm_url=upstream)
+        # tests/vllm_server.py starts vLLM with --max-num-seqs 4.
+        settings = make_settings(engine="vllm", vllm_url=upstream, vllm_concurrency=4)
     else:
         settings = make_settings()
     with serve(create_app(settings)) as url:

@@ -5,18 +5,17 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from typing import Annotated
 
-import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from image_classification.errors import InvalidInput, UnsupportedMediaType
-from image_classification.preprocessing import Preprocessing, preprocess
+from image_classification.decoding import Upload
+from image_classification.errors import InvalidInput, UnsupportedMediaType, error_responses
 from image_classification.runtime import ClassifierRuntime
 from image_classification.schemas import (
     ClassifyJSONRequest,
@@ -41,6 +40,7 @@ _REQUEST_BODY = {
                     "files": {
                         "type": "array",
                         "items": {"type": "string", "format": "binary"},
+                        "minItems": 1,
                         "description": "One or more image files.",
                     }
                 },
@@ -59,20 +59,19 @@ _REQUEST_BODY = {
     },
 }
 
-_ERRORS = {
-    401: {"description": "Missing or invalid API key (`unauthorized`)."},
-    413: {"description": "Body over the size limit (`payload_too_large`)."},
-    415: {"description": "Neither multipart/form-data nor JSON (`unsupported_media_type`)."},
-    422: {
-        "description": "Bad images or request: `empty_image`, `invalid_image`, `truncated_image`, "
-        "`image_too_large`, `too_many_images`, `no_images`, `malformed_json`, `invalid_base64`, "
-        "`malformed_multipart`, `invalid_request`."
-    },
-    503: {
-        "description": "Queue full (`overloaded`) or model loading (`not_ready`); see Retry-After."
-    },
-    504: {"description": "No result within the request timeout (`inference_timeout`)."},
-}
+_ERRORS = error_responses(
+    415,
+    422,
+    503,
+    504,
+    s415="Neither multipart/form-data nor JSON (`unsupported_media_type`).",
+    s422="Bad images or request: `empty_image`, `invalid_image`, `truncated_image`, "
+    "`image_too_large`, `too_many_images`, `no_images`, `malformed_json`, `invalid_base64`, "
+    "`malformed_multipart`, `invalid_request`.",
+    s503="Queue or memory budget full (`overloaded`), or model loading (`not_ready`); "
+    "see Retry-After.",
+    s504="No result within the request timeout (`inference_timeout`).",
+)
 
 
 @router.post(
@@ -82,7 +81,7 @@ _ERRORS = {
     description="Send images as multipart `files` fields or as base64 strings in JSON. "
     "Each image gets its top-k labels with probabilities.",
     openapi_extra={"requestBody": _REQUEST_BODY},
-    responses=_ERRORS,  # type: ignore[arg-type]
+    responses=_ERRORS,
 )
 async def classify(
     request: Request,
@@ -92,14 +91,20 @@ async def classify(
 ) -> ClassifyResponse:
     runtime: ClassifierRuntime = ready_runtime(request)
     settings: Settings = request.app.state.settings
+    # One deadline for the whole request: reading, decoding, queueing and the model.
+    deadline = time.monotonic() + settings.request_timeout_s
     uploads, body_top_k = await _read_images(request, settings)
     metadata = runtime.loaded_metadata()
     with runtime.tracer.start_as_current_span("preprocess", attributes={"images": len(uploads)}):
-        arrays = await run_in_threadpool(
-            _preprocess_all, uploads, metadata.preprocessing, settings.max_image_pixels
+        arrays = await runtime.decoder.preprocess(
+            uploads,
+            metadata.preprocessing,
+            max_pixels=settings.max_image_pixels,
+            budget=request.app.state.memory_budget,
+            deadline=deadline,
         )
     k = body_top_k or top_k or settings.default_top_k
-    predictions = await runtime.classify(arrays, k)
+    predictions = await runtime.classify(arrays, k, deadline=deadline)
     return ClassifyResponse(
         model=metadata.name,
         model_version=metadata.version,
@@ -124,7 +129,7 @@ async def model_info(request: Request) -> ModelInfo:
         name=metadata.name,
         version=metadata.version,
         labels=list(metadata.labels),
-        input_size=spec.input_size,
+        input_size=list(spec.input_size),
         channels=spec.channels,
         mean=list(spec.mean),
         std=list(spec.std),
@@ -136,9 +141,6 @@ async def model_info(request: Request) -> ModelInfo:
         max_batch_size=settings.max_batch_size,
         max_images_per_request=settings.max_images_per_request,
     )
-
-
-Upload = tuple[str | None, bytes]
 
 
 async def _read_images(request: Request, settings: Settings) -> tuple[list[Upload], int | None]:
@@ -204,14 +206,3 @@ def _decode_base64(index: int, text: str) -> bytes:
         return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput(f"images[{index}] is not valid base64", code="invalid_base64") from None
-
-
-def _preprocess_all(
-    uploads: list[Upload], spec: Preprocessing, max_pixels: int
-) -> list[np.ndarray]:
-    return [
-        preprocess(
-            data, spec, max_pixels=max_pixels, name=f"image {i}" + (f" ({name})" if name else "")
-        )
-        for i, (name, data) in enumerate(uploads)
-    ]

@@ -11,6 +11,7 @@ import numpy as np
 from opentelemetry import trace
 
 from image_classification.batching import BatchFn, MicroBatcher
+from image_classification.decoding import Decoder
 from image_classification.errors import NotReady
 from image_classification.model import ModelMetadata
 from image_classification.observability import Metrics
@@ -32,6 +33,7 @@ class ClassifierRuntime:
         self.metadata: ModelMetadata | None = None
         self.device = "unloaded"
         self._batcher: MicroBatcher[np.ndarray, np.ndarray] | None = None
+        self.decoder = Decoder(settings.decode_workers, retry_after_s=settings.retry_after_s)
         self._ready = False
         self._failure: str | None = None
 
@@ -97,6 +99,7 @@ class ClassifierRuntime:
         self.metrics.model_ready.set(0)
         if self._batcher is not None:
             await self._batcher.stop()
+        await asyncio.to_thread(self.decoder.close)
 
     def loaded_metadata(self) -> ModelMetadata:
         """The model's metadata, or NotReady (503) while it is still loading."""
@@ -104,10 +107,13 @@ class ClassifierRuntime:
             raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
         return self.metadata
 
-    async def classify(self, images: Sequence[np.ndarray], top_k: int) -> list[Prediction]:
+    async def classify(
+        self, images: Sequence[np.ndarray], top_k: int, *, deadline: float
+    ) -> list[Prediction]:
+        """Top-k labels per image, or InferenceTimeout once `deadline` (monotonic) passes."""
         labels = self.loaded_metadata().labels
         assert self._batcher is not None
-        probabilities = await self._batcher.submit(images, self.settings.request_timeout_s)
+        probabilities = await self._batcher.submit(images, deadline - time.monotonic())
         k = min(top_k, len(labels))
         predictions = []
         for row in probabilities:

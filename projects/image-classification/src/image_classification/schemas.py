@@ -77,7 +77,9 @@ class ModelInfo(BaseModel):
     name: str
     version: str
     labels: list[str]
-    input_size: tuple[int, int] = Field(description="(height, width) the images are resized to.")
+    input_size: list[int] = Field(
+        min_length=2, max_length=2, description="[height, width] the images are resized to."
+    )
     channels: int
     mean: list[float]
     std: list[float]

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Memory that requests in flight may hold at once (admission.py): set outright, or a
+    # share of what the memory limit leaves once the model is loaded. The limit defaults
+    # to the cgroup's, the container's; the chart sets it from the pod's resources.
+    request_memory_bytes: int | None = Field(default=None, ge=0)
+    request_memory_fraction: float = Field(default=0.5, gt=0, le=1)
+    memory_limit_bytes: int | None = Field(default=None, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
     warmup_iterations: int = Field(default=2, ge=0)
 
@@ -61,6 +67,9 @@ class Settings(BaseSettings):
     max_images_per_request: int = Field(default=16, ge=1)
     # Checked from the image header before decoding, against decompression bombs.
     max_image_pixels: int = Field(default=25_000_000, ge=1)
+    # Images decoded at once, each on its own thread; a full-size image takes up to 300 MB
+    # while it decodes, so this and the memory budget bound what decoding holds.
+    decode_workers: int = Field(default=2, ge=1)
 
     # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
     # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.

@@ -1,14 +1,22 @@
-"""Load behaviour through real HTTP: batching under concurrency, 503 past the queue bound, 504."""
+"""Load behaviour through real HTTP: batching under concurrency, 503 past the queue bound or
+the memory budget, 504."""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import gc
+import threading
+import time
 from collections.abc import Callable
 
 import httpx
+from PIL import Image
 
+from image_classification.admission import rss_bytes
 from image_classification.app import create_app
 from image_classification.settings import Settings
+from tests.images import encode
 from tests.live_server import serve
 from tests.metrics import metric_samples, metric_value
 
@@ -88,3 +96,54 @@ def test_past_the_request_timeout_the_answer_is_504(
         assert response.status_code == 504
         assert response.json()["error"]["code"] == "inference_timeout"
         assert httpx.get(f"{url}/healthz").status_code == 200
+
+
+class PeakRSS:
+    """Samples this process's resident memory (the server runs in it) every few ms."""
+
+    def __init__(self) -> None:
+        self.peak = self.baseline = rss_bytes()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, rss_bytes())
+
+
+def test_a_burst_of_large_images_stays_inside_the_memory_budget_and_gives_it_back(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> None:
+    """20 requests of 4 images of 9 Mpx at once: decoding each takes about 100 MB, so
+    admitted all together they would hold 8 GB; the budget admits what fits and refuses the
+    rest at once, and the memory a burst used is handed back when it ends."""
+    budget = 400 * 1024 * 1024
+    settings = make_settings(request_memory_bytes=budget, decode_workers=2, max_queue_size=256)
+    large = encode(Image.linear_gradient("L").resize((3000, 3000)).convert("RGB"))
+    files = [("files", (f"large-{i}.png", large, "image/png")) for i in range(4)]
+    with serve(create_app(settings)) as url:
+        httpx.post(f"{url}/v1/classify", files=files[:1], headers=auth_headers, timeout=30)
+        gc.collect()
+        with PeakRSS() as rss:
+            responses = asyncio.run(_fire(url, 20, files, auth_headers))
+        time.sleep(0.5)  # the trim runs as the last reservation is given back
+        after = rss_bytes()
+        metrics = httpx.get(f"{url}/metrics").text
+    statuses = collections.Counter(r.status_code for r in responses)
+    assert set(statuses) <= {200, 503}, statuses
+    assert statuses[200] >= 1, statuses
+    for r in responses:
+        if r.status_code == 503:
+            assert r.json()["error"]["code"] == "overloaded"
+            assert int(r.headers["retry-after"]) >= 1
+    assert rss.peak - rss.baseline <= budget, (rss.peak - rss.baseline) / 2**20
+    assert after - rss.baseline <= budget / 4, (after - rss.baseline) / 2**20
+    assert metric_value(metrics, "admission_memory_reserved_bytes") == 0

@@ -15,6 +15,7 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger(__name__)
@@ -92,6 +93,48 @@ class InferenceTimeout(ServiceError):
     code = "inference_timeout"
 
 
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    code: str
+    message: str
+    request_id: str | None
+    details: object = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response's body, whatever the status."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    error: ErrorDetail
+
+
+# What each status means wherever it appears, with its codes; a route adds its own.
+ERROR_DESCRIPTIONS = {
+    400: "Bad request: a body that cannot be parsed (`bad_request`).",
+    401: "Missing or invalid API key (`unauthorized`).",
+    404: "Not found (`not_found`).",
+    413: "Body over the size limit (`payload_too_large`).",
+    415: "Unsupported content type (`unsupported_media_type`).",
+    422: "The request does not match the schema (`invalid_request`).",
+    429: "Over a limit; see Retry-After.",
+    503: "Model loading (`not_ready`) or replica over its budget or queue (`overloaded`); "
+    "see Retry-After.",
+    504: "No answer within the deadline.",
+}
+
+
+def error_responses(*statuses: int, **descriptions: str) -> dict[int | str, dict[str, object]]:
+    """OpenAPI `responses` for error statuses, each with the error body's schema. Pass a
+    description as `s404="..."` to say what a status means on one route."""
+    responses: dict[int | str, dict[str, object]] = {}
+    for status in statuses:
+        description = descriptions.get(f"s{status}") or ERROR_DESCRIPTIONS[status]
+        responses[status] = {"model": ErrorBody, "description": description}
+    return responses
+
+
 def request_id_of(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
@@ -132,9 +175,21 @@ async def _service_error(request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(HTTPStatus(exc.status_code), "http_error")
-    return error_response(
-        request, exc.status_code, code, str(exc.detail), headers=exc.headers or None
-    )
+    headers = dict(exc.headers or {})
+    if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
+        # Starlette names the methods of the first route on the path only.
+        headers["Allow"] = ", ".join(sorted(_methods_on(request)))
+    return error_response(request, exc.status_code, code, str(exc.detail), headers=headers)
+
+
+def _methods_on(request: Request) -> set[str]:
+    """Every method some route takes on the request's path."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return methods
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:

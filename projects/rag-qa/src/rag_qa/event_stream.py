@@ -14,6 +14,9 @@ from rag_qa.errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
+# OpenAPI for a route that streams server-sent events when asked and answers JSON otherwise.
+EVENT_STREAM_CONTENT: dict[str, object] = {"text/event-stream": {}}
+
 
 class EventStreamResponse(StreamingResponse):
     """Server-sent events whose generator is closed the moment the response ends.

@@ -2,16 +2,20 @@
 
 - `Text`: a string that is valid Unicode. JSON may escape a lone surrogate (a `\\u` escape
   from D800 to DFFF), which no tokenizer can encode: it raised deep inside generation.
-- `Seed`: a sampling seed within int64, what torch's generator and vLLM accept.
+- `Integer`: an integer, also when JSON writes it as 5.0 (JSON Schema's integers include
+  those; request bodies are otherwise read strictly, so "5" stays a 422).
+- `Seed`: a sampling seed within +-2**53: inside int64, what torch's generator and vLLM
+  accept, and exact in every JSON parser (past 2**53 a double, JavaScript's only number,
+  rounds it, so a client and the schema's validators would disagree on its value).
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+SEED_MIN, SEED_MAX = -(2**53), 2**53
 
 
 def _valid_unicode(text: str) -> str:
@@ -24,5 +28,12 @@ def _valid_unicode(text: str) -> str:
     return text
 
 
+def _integral(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 Text = Annotated[str, AfterValidator(_valid_unicode)]
-Seed = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+Integer = Annotated[int, BeforeValidator(_integral)]
+Seed = Annotated[Integer, Field(ge=SEED_MIN, le=SEED_MAX)]

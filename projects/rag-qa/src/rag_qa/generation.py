@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
@@ -37,6 +38,12 @@ logger = logging.getLogger(__name__)
 
 ChatMessage = dict[str, str]
 
+# Share of the first-token deadline a stream may expect to wait for the engine (the rest is
+# margin for streams that run longer than measured, and its own prefill), and the weight of
+# the newest stream in the measured stream duration.
+ADMIT_SHARE = 0.5
+SMOOTHING = 0.2
+
 # Measured on a 2-core CPU: a 200-character prompt tokenises in 0.3 ms, 4,000 characters in
 # 7.6 ms. Past this length the tokenizer runs on a thread, so the event loop keeps streaming.
 LONG_PROMPT_CHARS = 1000
@@ -48,24 +55,59 @@ class TooManyStreams(ServiceError):
 
 
 class StreamSlots:
-    """At most `limit` generations per replica; beyond it callers are turned away."""
+    """Streams a replica admits: at most `limit`, and only those that can start in time.
 
-    def __init__(self, limit: int, metrics: Metrics) -> None:
+    The engine decodes `concurrency` generations at once; a stream admitted beyond them
+    waits for one to end, and streams end at about `concurrency` per measured stream
+    duration. A stream whose expected wait would use more than ADMIT_SHARE of the
+    first-token deadline is refused at once (429 and Retry-After), rather than admitted to
+    time out later. Until a duration is measured, one round beyond the engine is admitted.
+    """
+
+    def __init__(
+        self, limit: int, metrics: Metrics, *, concurrency: int, first_token_timeout_s: float
+    ) -> None:
         self.limit = limit
+        self.concurrency = concurrency
+        self.first_token_timeout_s = first_token_timeout_s
         self.active = 0
+        self.stream_duration_s: float | None = None  # first token to end, smoothed
         self._metrics = metrics
         metrics.llm_max_streams.set(limit)
 
+    def expected_wait_s(self) -> float:
+        """How long a stream admitted now would wait for the engine."""
+        ahead = self.active - self.concurrency + 1  # streams that must end before it starts
+        if ahead <= 0:
+            return 0.0
+        if self.stream_duration_s is None:
+            return 0.0 if ahead <= self.concurrency else math.inf
+        return ahead / self.concurrency * self.stream_duration_s
+
     def try_acquire(self) -> bool:
         if self.active >= self.limit:
+            return False
+        if self.expected_wait_s() > ADMIT_SHARE * self.first_token_timeout_s:
             return False
         self.active += 1
         self._metrics.llm_active_streams.set(self.active)
         return True
 
-    def release(self) -> None:
+    def retry_after_s(self) -> int:
+        """When a slot is likely to be free: one stream's share of the engine."""
+        if self.stream_duration_s is None:
+            return 1
+        return max(1, math.ceil(self.stream_duration_s / self.concurrency))
+
+    def release(self, streamed_s: float | None = None) -> None:
+        """Frees a slot; `streamed_s`, from first token to end, feeds the estimate."""
         self.active -= 1
         self._metrics.llm_active_streams.set(self.active)
+        if streamed_s is not None:
+            previous = self.stream_duration_s
+            self.stream_duration_s = (
+                streamed_s if previous is None else previous + SMOOTHING * (streamed_s - previous)
+            )
 
 
 class Generation:
@@ -78,7 +120,7 @@ class Generation:
         *,
         started: float,
         metrics: Metrics,
-        release: Callable[[], None],
+        release: Callable[[float | None], None],
     ) -> None:
         self._first = first
         self._rest = rest
@@ -113,7 +155,8 @@ class Generation:
                 metrics.llm_cancellations.labels(reason="client_disconnect").inc()
             with anyio.CancelScope(shield=True):
                 await _close(self._rest)
-            self._release()
+            # Only a stream the engine finished says how long streams take.
+            self._release(time.perf_counter() - first_at if self.finished else None)
 
     async def text(self) -> str:
         async with contextlib.aclosing(self.events()) as events:
@@ -137,7 +180,7 @@ class LLM:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.slots = StreamSlots(settings.max_concurrent_streams, metrics)
+        self.slots: StreamSlots | None = None
         self.tokenizer: PreTrainedTokenizerBase | None = None
         self.engine: Engine | None = None
         self._failure: str | None = None
@@ -160,6 +203,12 @@ class LLM:
             self._failure = f"cannot load the tokenizer from {self.settings.model_path}: {exc}"
             raise
         self.engine = create_engine(self.settings, self.tokenizer, self.metrics)
+        self.slots = StreamSlots(
+            self.settings.max_concurrent_streams,
+            self.metrics,
+            concurrency=self.engine.concurrency,
+            first_token_timeout_s=self.settings.first_token_timeout_s,
+        )
         await self.engine.start()
         self.metrics.model_load_seconds.set(time.perf_counter() - started)
         self.metrics.model_ready.set(1)
@@ -210,32 +259,33 @@ class LLM:
         request_id: str,
         started: float,
     ) -> Generation:
-        if self.engine is None or not self.engine.ready:
+        slots = self.slots
+        if self.engine is None or slots is None or not self.engine.ready:
             raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
-        if not self.slots.try_acquire():
+        if not slots.try_acquire():
             self.metrics.llm_rejected.labels(reason="too_many_streams").inc()
             raise TooManyStreams(
-                f"this replica already serves {self.slots.limit} streams; retry shortly",
-                headers={"Retry-After": str(self.settings.retry_after_s)},
+                f"this replica serves {slots.active} streams ({slots.limit} at most) and a new "
+                f"one would not start within the {self.settings.first_token_timeout_s:g} s "
+                "first-token deadline; retry shortly",
+                headers={"Retry-After": str(slots.retry_after_s())},
             )
         rest = self.engine.generate(GenerationRequest(request_id, prompt_ids, params))
         try:
             first = await asyncio.wait_for(anext(rest), self.settings.first_token_timeout_s)
         except TimeoutError:
             self.metrics.llm_cancellations.labels(reason="timeout").inc()
-            self.slots.release()
+            slots.release()
             await _close(rest)
             raise FirstTokenTimeout(
                 f"no token within {self.settings.first_token_timeout_s:g} s",
             ) from None
         except BaseException:
-            self.slots.release()
+            slots.release()
             await _close(rest)
             raise
         self.metrics.llm_time_to_first_token.observe(time.perf_counter() - started)
-        return Generation(
-            first, rest, started=started, metrics=self.metrics, release=self.slots.release
-        )
+        return Generation(first, rest, started=started, metrics=self.metrics, release=slots.release)
 
 
 async def _close(events: AsyncIterator[EngineEvent]) -> None:

@@ -54,6 +54,21 @@ class Metrics:
         self.in_flight = Gauge(
             "http_requests_in_flight", "Requests being served right now.", registry=reg
         )
+        self.memory_budget = Gauge(
+            "admission_memory_budget_bytes",
+            "Bytes that requests in flight may hold at once.",
+            registry=reg,
+        )
+        self.memory_reserved = Gauge(
+            "admission_memory_reserved_bytes",
+            "Bytes reserved by the requests in flight.",
+            registry=reg,
+        )
+        self.memory_rejected = Counter(
+            "admission_memory_rejected_total",
+            "Requests answered 503 because the memory budget could not hold them.",
+            registry=reg,
+        )
         self.llm_time_to_first_token = Histogram(
             "llm_time_to_first_token_seconds",
             "From request arrival to the first generated text.",

@@ -12,16 +12,23 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from rag_qa import __version__
-from rag_qa.errors import NotReady, error_response, install_error_handlers
-from rag_qa.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from rag_qa.admission import MemoryBudget, budget_bytes
+from rag_qa.errors import (
+    NotReady,
+    error_response,
+    error_responses,
+    install_error_handlers,
+)
+from rag_qa.middleware import AdmissionMiddleware, RequestContextMiddleware
 from rag_qa.observability import Metrics, configure_logging
 from rag_qa.settings import Settings
 from rag_qa.tracing import configure_tracing
@@ -57,10 +64,11 @@ def create_service_app(
     provider = configure_tracing(settings)
     tracer = provider.get_tracer(__name__) if provider else trace.NoOpTracer()
     model_runtime = runtime(metrics, tracer)
+    budget = MemoryBudget(budget_bytes(settings), metrics, retry_after_s=settings.retry_after_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        loading = asyncio.create_task(_start(model_runtime), name="model-load")
+        loading = asyncio.create_task(_start(model_runtime, settings, budget), name="model-load")
         try:
             yield
         finally:
@@ -79,13 +87,16 @@ def create_service_app(
     app.state.settings = settings
     app.state.runtime = model_runtime
     app.state.metrics = metrics
+    app.state.memory_budget = budget
     install_error_handlers(app)
     app.include_router(_probes_router())
+    # What any route can answer, documented on every route with the error body's schema.
+    common = error_responses(400, 413, 422, 503)
     for router in routers:
-        app.include_router(router)
-    # The last middleware added runs first: the request context wraps the size limit,
-    # so a 413 is still counted and logged with its request id.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+        app.include_router(router, responses=common)
+    # The last middleware added runs first: the request context wraps admission, so a
+    # refused body is still counted and logged with its request id.
+    app.add_middleware(AdmissionMiddleware, max_bytes=settings.max_body_bytes, budget=budget)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)
     return app
 
@@ -99,7 +110,7 @@ def ready_runtime(request: Request) -> Any:
     return runtime
 
 
-async def _start(runtime: ModelRuntime) -> None:
+async def _start(runtime: ModelRuntime, settings: Settings, budget: MemoryBudget) -> None:
     try:
         await runtime.start()
     except asyncio.CancelledError:
@@ -107,13 +118,27 @@ async def _start(runtime: ModelRuntime) -> None:
     except Exception:
         # The runtime records the failure; the probes report it.
         logger.exception("model failed to load")
+        return
+    # Now that the model holds its memory, the budget is a share of what is left.
+    budget.resize(budget_bytes(settings))
+    logger.info("memory budget for requests in flight: %d bytes", budget.limit_bytes)
+
+
+class ProbeStatus(BaseModel):
+    status: Literal["ok", "ready"]
 
 
 def _probes_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
+    failed = error_responses(
+        503, s503="The model failed to load (`model_load_failed`) or is loading (`not_ready`)."
+    )
 
     @router.get(
-        "/healthz", summary="Liveness: the process is up and its model did not fail to load"
+        "/healthz",
+        summary="Liveness: the process is up and its model did not fail to load",
+        response_model=ProbeStatus,
+        responses=failed,
     )
     async def healthz(request: Request) -> JSONResponse:
         runtime: ModelRuntime = request.app.state.runtime
@@ -121,7 +146,12 @@ def _probes_router() -> APIRouter:
             return error_response(request, 503, "model_load_failed", runtime.failure)
         return JSONResponse({"status": "ok"})
 
-    @router.get("/readyz", summary="Readiness: the model is loaded and warmed up")
+    @router.get(
+        "/readyz",
+        summary="Readiness: the model is loaded and warmed up",
+        response_model=ProbeStatus,
+        responses=failed,
+    )
     async def readyz(request: Request) -> JSONResponse:
         runtime: ModelRuntime = request.app.state.runtime
         if runtime.failure is not None:

@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Memory that requests in flight may hold at once (admission.py): set outright, or a
+    # share of what the memory limit leaves once the model is loaded. The limit defaults
+    # to the cgroup's, the container's; the chart sets it from the pod's resources.
+    request_memory_bytes: int | None = Field(default=None, ge=0)
+    request_memory_fraction: float = Field(default=0.5, gt=0, le=1)
+    memory_limit_bytes: int | None = Field(default=None, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
     warmup_iterations: int = Field(default=2, ge=0)
 
@@ -43,6 +49,9 @@ class Settings(BaseSettings):
     vllm_url: str = "http://127.0.0.1:8001"
     vllm_model: str | None = None  # the name vLLM serves the model as; default model_name
     vllm_api_key: SecretStr | None = None  # vLLM's --api-key, if it was started with one
+    # Sequences vLLM decodes at once for this replica: its --max-num-seqs (256 by default),
+    # divided by the gateway replicas that share it. Admission counts on it.
+    vllm_concurrency: int = Field(default=256, ge=1)
     # A dead engine must fail fast: the connect timeout bounds the 503 for "vLLM is down".
     upstream_connect_timeout_s: float = Field(default=1.0, gt=0)
     # Up to the first token: queueing in the engine plus prefill. Then 504.
@@ -50,7 +59,9 @@ class Settings(BaseSettings):
     # Longest silence between two tokens once a stream has started.
     stream_idle_timeout_s: float = Field(default=30.0, gt=0)
 
-    # Generations at once per replica; beyond it clients get 429 and Retry-After.
+    # Generations at once per replica; beyond it, or when a stream could not start within
+    # first_token_timeout_s behind those the engine is decoding, clients get 429 and
+    # Retry-After at once.
     max_concurrent_streams: int = Field(default=16, ge=1)
     # Token bucket per API key (or client address): sustained requests per second and
     # burst. 0 turns the limit off.

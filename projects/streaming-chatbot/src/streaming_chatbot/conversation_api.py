@@ -22,8 +22,8 @@ import anyio
 from fastapi import APIRouter, Request, Response
 
 from streaming_chatbot.engines.base import Finished
-from streaming_chatbot.errors import InvalidInput, ServiceError, request_id_of
-from streaming_chatbot.event_stream import EventStreamResponse
+from streaming_chatbot.errors import InvalidInput, ServiceError, error_responses, request_id_of
+from streaming_chatbot.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse
 from streaming_chatbot.history import fit_history
 from streaming_chatbot.openai_api import completion, sampling
 from streaming_chatbot.runtime import ChatRuntime
@@ -59,7 +59,12 @@ async def create_conversation(
     return await runtime.conversations.create(system_prompt or runtime.settings.system_prompt)
 
 
-@router.get("/{conversation_id}", summary="A conversation's history")
+_NOT_FOUND = error_responses(
+    404, s404="No such conversation, or it expired (`conversation_not_found`)."
+)
+
+
+@router.get("/{conversation_id}", summary="A conversation's history", responses=_NOT_FOUND)
 async def get_conversation(conversation_id: str, request: Request) -> Conversation:
     runtime: ChatRuntime = ready_runtime(request)
     conversation = await runtime.conversations.get(conversation_id)
@@ -68,7 +73,9 @@ async def get_conversation(conversation_id: str, request: Request) -> Conversati
     return conversation
 
 
-@router.delete("/{conversation_id}", status_code=204, summary="Delete a conversation")
+@router.delete(
+    "/{conversation_id}", status_code=204, summary="Delete a conversation", responses=_NOT_FOUND
+)
 async def delete_conversation(conversation_id: str, request: Request) -> Response:
     runtime: ChatRuntime = ready_runtime(request)
     if not await runtime.conversations.delete(conversation_id):
@@ -80,6 +87,22 @@ async def delete_conversation(conversation_id: str, request: Request) -> Respons
     "/{conversation_id}/messages",
     summary="Send a message; the answer streams as server-sent events unless stream=false",
     response_model=ChatCompletion,
+    responses={
+        200: {"content": EVENT_STREAM_CONTENT},
+        **_NOT_FOUND,
+        **error_responses(
+            400,
+            409,
+            429,
+            504,
+            s400="Prompt and max_tokens past the context (`context_length_exceeded`) or a "
+            "request the engine refuses (`upstream_rejected`).",
+            s409="The conversation is answering another message (`conversation_busy`).",
+            s429="Over the rate limit (`rate_limited`) or no stream slot in time "
+            "(`too_many_streams`); see Retry-After.",
+            s504="No first token within the deadline (`first_token_timeout`).",
+        ),
+    },
 )
 async def send_message(conversation_id: str, body: UserTurn, request: Request) -> object:
     started = time.perf_counter()
@@ -129,6 +152,7 @@ async def send_message(conversation_id: str, body: UserTurn, request: Request) -
                 created=created,
                 model=settings.model_name,
                 request_id=request_id,
+                include_usage=True,  # the chat page shows each answer's token count
                 on_finish=remember,
             )
             try:

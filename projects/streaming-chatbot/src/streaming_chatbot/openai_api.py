@@ -11,8 +11,8 @@ from http import HTTPStatus
 from fastapi import APIRouter, Request
 
 from streaming_chatbot.engines.base import Finished, SamplingParams
-from streaming_chatbot.errors import ServiceError, request_id_of
-from streaming_chatbot.event_stream import EventStreamResponse
+from streaming_chatbot.errors import ServiceError, error_responses, request_id_of
+from streaming_chatbot.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse
 from streaming_chatbot.runtime import ChatRuntime
 from streaming_chatbot.schemas import (
     ChatCompletion,
@@ -70,6 +70,22 @@ async def list_models(request: Request) -> ModelList:
     "/chat/completions",
     summary="Chat completion, streamed as server-sent events when `stream` is true",
     response_model=ChatCompletion,
+    responses={
+        200: {"content": EVENT_STREAM_CONTENT},
+        **error_responses(
+            400,
+            404,
+            429,
+            504,
+            s400="Prompt and max_tokens past the context (`context_length_exceeded`), a field "
+            "this gateway does not do (`unsupported_field`), or one the engine refuses "
+            "(`upstream_rejected`).",
+            s404="No such model (`model_not_found`).",
+            s429="Over the rate limit (`rate_limited`) or no stream slot in time "
+            "(`too_many_streams`); see Retry-After.",
+            s504="No first token within the deadline (`first_token_timeout`).",
+        ),
+    },
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request) -> object:
     started = time.perf_counter()
@@ -100,6 +116,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
             created=created,
             model=settings.model_name,
             request_id=request_id,
+            include_usage=body.stream_options is not None and body.stream_options.include_usage,
         )
         return EventStreamResponse(chunks)
     text = await generation.text()

@@ -4,19 +4,29 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from streaming_chatbot.fields import Seed, Text
 
 Role = Literal["system", "user", "assistant"]
+StopSequence = Annotated[Text, Field(min_length=1)]
+
+
+# Request bodies are read strictly: a JSON type other than the schema's ("5" for 5, "true"
+# for true) is a 422, as the schema says, not silently converted.
+STRICT = ConfigDict(strict=True)
 
 
 class TextPart(BaseModel):
+    model_config = STRICT
+
     type: Literal["text"]
     text: Text
 
 
 class Message(BaseModel):
+    model_config = STRICT
+
     role: Role
     # A string, or OpenAI's list of content parts (text parts only: this model reads text).
     content: Text | list[TextPart]
@@ -29,26 +39,22 @@ class Message(BaseModel):
 
 
 class StreamOptions(BaseModel):
+    model_config = STRICT
+
     include_usage: bool = False
 
 
 class SamplingFields(BaseModel):
+    model_config = STRICT
+
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     seed: Seed | None = None
-    stop: Text | Annotated[list[Text], Field(max_length=4)] | None = None
+    stop: StopSequence | Annotated[list[StopSequence], Field(max_length=4)] | None = None
     # vLLM's extension: keep generating past the end-of-sequence token.
     ignore_eos: bool = False
-
-    @field_validator("stop")
-    @classmethod
-    def _stops_not_empty(cls, value: str | list[str] | None) -> str | list[str] | None:
-        stops = [value] if isinstance(value, str) else value or []
-        if any(not stop for stop in stops):
-            raise ValueError("stop sequences must not be empty")
-        return value
 
     def stop_sequences(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -83,7 +89,7 @@ UNSUPPORTED_FIELDS: dict[str, tuple[object, ...]] = {
 class ChatCompletionRequest(SamplingFields):
     # Fields this gateway does not read but that change nothing (user, metadata, store, ...)
     # are accepted; those that would change the answer are refused (unsupported_field).
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(strict=True, extra="allow")
 
     model: str = Field(min_length=1)
     messages: list[Message] = Field(min_length=1)
@@ -140,7 +146,7 @@ class ModelList(BaseModel):
 
 
 class NewConversation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     system_prompt: Text | None = Field(default=None, max_length=8000)
 
@@ -157,7 +163,7 @@ class Conversation(BaseModel):
 
 
 class UserTurn(SamplingFields):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     content: Text = Field(min_length=1)
     stream: bool = True

@@ -18,24 +18,21 @@ async def chat_completion_chunks(
     created: int,
     model: str,
     request_id: str | None,
+    include_usage: bool,
     on_finish: Callable[[str, Finished], Awaitable[None]] | None = None,
 ) -> AsyncIterator[bytes]:
-    """The role first, then text as it comes, then finish reason and usage, then [DONE].
+    """The role first, then text as it comes, then the finish reason, then [DONE].
 
-    An error after the first chunk can no longer change the status code: it goes into
-    the stream as an `error` event, in the same shape as error bodies.
+    With `include_usage` (OpenAI's `stream_options.include_usage`), every chunk carries
+    `"usage": null` and one more chunk, with no choices, carries the token usage before
+    [DONE]. An error after the first chunk can no longer change the status code: it goes
+    into the stream as an `error` event, in the same shape as error bodies.
     """
+    usage_field: dict[str, object] = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, str], finish: str | None = None, **extra: object) -> bytes:
-        body = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-            **extra,
-        }
-        return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"
+    def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+        choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
+        return _event(completion_id, created, model, choices, **usage_field)
 
     yield chunk({"role": "assistant", "content": ""})
     parts: list[str] = []
@@ -48,7 +45,23 @@ async def chat_completion_chunks(
                 elif isinstance(event, Finished):
                     if on_finish is not None:
                         await on_finish("".join(parts), event)
-                    yield chunk({}, event.reason, usage=event.usage())
+                    yield chunk({}, event.reason)
+                    if include_usage:
+                        yield _event(completion_id, created, model, [], usage=event.usage())
     except Exception as exc:
         yield b"data: " + json.dumps(stream_error(exc, request_id)).encode() + b"\n\n"
     yield b"data: [DONE]\n\n"
+
+
+def _event(
+    completion_id: str, created: int, model: str, choices: list[object], **extra: object
+) -> bytes:
+    body = {
+        "id": completion_id,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        **extra,
+    }
+    return b"data: " + json.dumps(body, separators=(",", ":")).encode() + b"\n\n"

@@ -73,8 +73,26 @@ def test_stream_follows_openai_chunk_format(engine_url: str, auth_headers: dict[
     assert len(content_chunks) > 2, "the answer must arrive in pieces, not at once"
     last = chunks[-1]
     assert last["choices"][0]["finish_reason"] in ("stop", "length")
-    assert last["usage"]["completion_tokens"] >= len(content_chunks)
+    assert all("usage" not in c for c in chunks), "usage only when stream_options asks"
     assert "Paris" in streamed_text(events)
+
+
+def test_include_usage_adds_a_last_chunk_with_the_usage_and_no_choices(
+    engine_url: str, auth_headers: dict[str, str]
+) -> None:
+    body = chat_body(QUESTION, max_tokens=8, temperature=0)
+    body["stream_options"] = {"include_usage": True}
+    chunks = [json.loads(event) for event in stream_events(engine_url, body, auth_headers)[:-1]]
+    *answer, last = chunks
+    assert all(c["usage"] is None and len(c["choices"]) == 1 for c in answer)
+    assert answer[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+    assert last["choices"] == []
+    assert last["usage"]["total_tokens"] == (
+        last["usage"]["prompt_tokens"] + last["usage"]["completion_tokens"]
+    )
+    content = [c for c in answer if c["choices"][0]["delta"].get("content")]
+    assert 1 <= last["usage"]["completion_tokens"] <= 8
+    assert last["usage"]["completion_tokens"] >= len(content)
 
 
 def test_greedy_stream_and_non_stream_give_the_same_text(
@@ -96,21 +114,50 @@ def test_the_official_openai_client_streams(engine_url: str, auth_headers: dict[
         model=MODEL_NAME,
         messages=[{"role": "user", "content": QUESTION}],
         stream=True,
+        stream_options={"include_usage": True},
         max_tokens=24,
         temperature=0,
     )
-    pieces, usage = [], None
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            pieces.append(chunk.choices[0].delta.content)
-        usage = chunk.usage or usage
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices]
+    pieces = [piece for piece in pieces if piece]
     assert len(pieces) > 2
     assert "Paris" in "".join(pieces)
+    usage = chunks[-1].usage
+    assert chunks[-1].choices == []
     assert usage is not None
     assert usage.completion_tokens >= len(pieces)
 
     models = client.models.list()
     assert [m.id for m in models.data] == [MODEL_NAME]
+
+
+def test_the_official_openai_client_gets_its_own_exception_for_each_error(
+    engine_url: str, auth_headers: dict[str, str]
+) -> None:
+    client = openai.OpenAI(
+        base_url=engine_url + "/v1", api_key="unused", default_headers=auth_headers, max_retries=0
+    )
+    question = [{"role": "user", "content": QUESTION}]
+    with pytest.raises(openai.NotFoundError) as unknown:
+        client.chat.completions.create(model="no-such-model", messages=question)  # type: ignore[arg-type]
+    assert unknown.value.body["code"] == "model_not_found"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(
+            model=MODEL_NAME,
+            messages=question,  # type: ignore[arg-type]
+            response_format={"type": "json_object"},
+        )
+    assert refused.value.body["code"] == "unsupported_field"  # type: ignore[index]
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(model=MODEL_NAME, messages=question, temperature=5)  # type: ignore[arg-type]
+    with pytest.raises(openai.BadRequestError) as too_long:
+        client.chat.completions.create(
+            model=MODEL_NAME,
+            messages=question,  # type: ignore[arg-type]
+            max_tokens=10**6,
+        )
+    assert too_long.value.body["code"] == "context_length_exceeded"  # type: ignore[index]
 
 
 def test_max_tokens_ends_with_length(engine_url: str, auth_headers: dict[str, str]) -> None:
@@ -177,6 +224,7 @@ def test_usage_counts_match_the_tokenizer(
     )
     body = chat_body(QUESTION, max_tokens=5, temperature=0)
     if stream:
+        body["stream_options"] = {"include_usage": True}
         events = stream_events(engine_url, body, auth_headers)
         usage = json.loads(events[-2])["usage"]
     else:

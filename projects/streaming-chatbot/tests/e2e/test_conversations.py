@@ -42,7 +42,8 @@ def say(
             if not line.startswith("data: {"):
                 continue
             chunk = json.loads(line[6:])
-            text += chunk["choices"][0]["delta"].get("content", "")
+            for choice in chunk["choices"]:
+                text += choice["delta"].get("content", "")
             usage = chunk.get("usage") or usage
     return text, usage
 

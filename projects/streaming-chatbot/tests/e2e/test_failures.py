@@ -203,6 +203,46 @@ def test_streams_beyond_the_replica_limit_get_429_with_retry_after(
         assert third.status_code == 200
 
 
+def test_streams_that_could_not_start_in_time_get_429_at_once_not_504_later(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> None:
+    """The engine decodes two at a time and a stream takes about a second or more: of
+    twelve at once, those that would wait past the first-token deadline are refused at
+    once; every admitted one starts in time."""
+    settings = make_settings(
+        embedded_concurrency=2,
+        max_concurrent_streams=16,
+        first_token_timeout_s=4.0,
+        rate_limit_rps=0,
+    )
+    body = chat_body("Write a long story.", max_tokens=32, ignore_eos=True, temperature=0)
+    url_path = "/v1/chat/completions"
+    with serve(create_app(settings)) as url:
+
+        async def burst(streams: int) -> list[tuple[int, float, httpx.Response]]:
+            async with httpx.AsyncClient(base_url=url, headers=auth_headers, timeout=60) as http:
+
+                async def one() -> tuple[int, float, httpx.Response]:
+                    started = time.perf_counter()
+                    response = await http.post(url_path, json=body)
+                    return response.status_code, time.perf_counter() - started, response
+
+                return await asyncio.gather(*(one() for _ in range(streams)))
+
+        # Two streams side by side, as the engine runs them: how long a stream takes.
+        assert [status for status, _, _ in asyncio.run(burst(2))] == [200, 200]
+        results = asyncio.run(burst(12))
+    statuses = [status for status, _, _ in results]
+    assert set(statuses) <= {200, 429}, statuses
+    assert statuses.count(200) >= 2, statuses
+    assert statuses.count(429) >= 1, statuses
+    for status, elapsed, response in results:
+        if status == 429:
+            assert error_code(response) == "too_many_streams"
+            assert int(response.headers["Retry-After"]) >= 1
+            assert elapsed < 1.0, elapsed
+
+
 def test_the_rate_limit_answers_429_with_retry_after(
     make_settings: Callable[..., Settings], auth_headers: dict[str, str]
 ) -> None:

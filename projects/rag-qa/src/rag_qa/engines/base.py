@@ -89,6 +89,8 @@ class Engine(Protocol):
     """What the gateway needs from an engine."""
 
     name: str
+    # Generations it decodes at once; beyond them a generation waits for one to end.
+    concurrency: int
 
     @property
     def ready(self) -> bool: ...

@@ -57,6 +57,7 @@ class EmbeddedEngine:
         self.settings = settings
         self.tokenizer = tokenizer
         self.metrics = metrics
+        self.concurrency = settings.embedded_concurrency
         self._model: Any = None
         self._device = torch.device("cpu")
         self._eos: frozenset[int] = frozenset()

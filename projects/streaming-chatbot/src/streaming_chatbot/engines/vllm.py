@@ -37,6 +37,7 @@ class VllmEngine:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.model = settings.vllm_model or settings.model_name
+        self.concurrency = settings.vllm_concurrency
         headers = {}
         if settings.vllm_api_key is not None:
             headers["Authorization"] = f"Bearer {settings.vllm_api_key.get_secret_value()}"
