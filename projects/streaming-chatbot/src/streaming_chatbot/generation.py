@@ -9,7 +9,9 @@ inter-token latency, throughput and, when the client leaves early, the cancellat
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import heapq
 import logging
 import math
 import time
@@ -58,10 +60,12 @@ class StreamSlots:
     """Streams a replica admits: at most `limit`, and only those that can start in time.
 
     The engine decodes `concurrency` generations at once; a stream admitted beyond them
-    waits for one to end, and streams end at about `concurrency` per measured stream
-    duration. A stream whose expected wait would use more than ADMIT_SHARE of the
-    first-token deadline is refused at once (429 and Retry-After), rather than admitted to
-    time out later. Until a duration is measured, one round beyond the engine is admitted.
+    waits for one to end. The streams in flight are replayed in the order they were
+    admitted, each taking the first free engine slot for the measured stream duration, so a
+    burst that started together is seen to end together. A stream whose expected wait would
+    use more than ADMIT_SHARE of the first-token deadline is refused at once (429 and
+    Retry-After), rather than admitted to time out later. Until a duration is measured,
+    one round beyond the engine is admitted.
     """
 
     def __init__(
@@ -72,17 +76,22 @@ class StreamSlots:
         self.first_token_timeout_s = first_token_timeout_s
         self.active = 0
         self.stream_duration_s: float | None = None  # first token to end, smoothed
+        self._admitted: collections.deque[float] = collections.deque()  # when, oldest first
         self._metrics = metrics
         metrics.llm_max_streams.set(limit)
 
     def expected_wait_s(self) -> float:
         """How long a stream admitted now would wait for the engine."""
-        ahead = self.active - self.concurrency + 1  # streams that must end before it starts
-        if ahead <= 0:
+        if self.active < self.concurrency:
             return 0.0
-        if self.stream_duration_s is None:
-            return 0.0 if ahead <= self.concurrency else math.inf
-        return ahead / self.concurrency * self.stream_duration_s
+        duration = self.stream_duration_s
+        if duration is None:
+            return 0.0 if self.active < 2 * self.concurrency else math.inf
+        free_at = [-math.inf] * self.concurrency  # when each engine slot frees, as a heap
+        for admitted in self._admitted:
+            start = max(admitted, heapq.heappop(free_at))
+            heapq.heappush(free_at, start + duration)
+        return max(0.0, free_at[0] - time.monotonic())
 
     def try_acquire(self) -> bool:
         if self.active >= self.limit:
@@ -90,6 +99,7 @@ class StreamSlots:
         if self.expected_wait_s() > ADMIT_SHARE * self.first_token_timeout_s:
             return False
         self.active += 1
+        self._admitted.append(time.monotonic())
         self._metrics.llm_active_streams.set(self.active)
         return True
 
@@ -102,6 +112,7 @@ class StreamSlots:
     def release(self, streamed_s: float | None = None) -> None:
         """Frees a slot; `streamed_s`, from first token to end, feeds the estimate."""
         self.active -= 1
+        self._admitted.popleft()  # streams mostly end in the order they started
         self._metrics.llm_active_streams.set(self.active)
         if streamed_s is not None:
             previous = self.stream_duration_s
