@@ -64,16 +64,12 @@ def auth_headers() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
-    """The gateway as the schema fuzz run meets it: the embedded engine with a short
-    context and short answers, so each generated chat answers in well under a second, and
-    no rate limit, so the cases reach the routes rather than the limiter. Not yet run: its
-    integer fields still refuse some values their schema allows (5.0, bounds on optional
-    integers)."""
+def fuzz_url() -> str:
+    """Not yet: its integer fields still refuse some values their schema allows (5.0, the
+    bound on an optional integer). Once they do, the run meets the embedded engine with a
+    short context and short answers (max_context_tokens=128, default_max_tokens=8) and no
+    rate limit, so each case reaches its route and answers in well under a second."""
     pytest.skip("the chatbot's routes do not yet pass the schema fuzz run")
-    settings = make_settings(max_context_tokens=128, default_max_tokens=8, rate_limit_rps=0)
-    with serve(create_app(settings)) as url:
-        yield url
 
 
 @pytest.fixture(scope="module")
