@@ -18,6 +18,7 @@ from image_classification.settings import Settings
 from image_classification.training import TrainingReport, train_demo_model
 from tests.api_keys import HEADERS, SETTINGS
 from tests.live_server import serve
+from tests.workload import Workload
 
 DEVICE = os.environ.get("TEST_DEVICE", "cpu")
 
@@ -89,6 +90,23 @@ def client(base_url: str, auth_headers: dict[str, str]) -> Iterator[httpx.Client
 def samples(model_dir: Path) -> dict[str, bytes]:
     """One held-out PNG per digit, keyed by its true label."""
     return {str(d): (model_dir / "samples" / f"digit-{d}.png").read_bytes() for d in range(10)}
+
+
+@pytest.fixture(scope="session")
+def workload(make_settings: Callable[..., Settings], samples: dict[str, bytes]) -> Workload:
+    """Requests of four digits, with room for one in the queue and one in the model."""
+    sized = {
+        "max_queue_size": 4,
+        "max_batch_size": 4,
+        "max_wait_ms": 2,
+        "request_memory_bytes": 256 * 2**20,  # a budget the burst's RSS is checked against
+    }
+    files = [("files", (f"{d}.png", samples[d], "image/png")) for d in "0123"]
+    return Workload(
+        app=lambda **settings: create_app(make_settings(**{**sized, **settings})),
+        capacity=2,
+        request={"method": "POST", "url": "/v1/classify", "files": files},
+    )
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,7 @@ from rag_qa.model_files import prepare_model
 from rag_qa.settings import Settings
 from tests.api_keys import HEADERS, SETTINGS
 from tests.live_server import serve
+from tests.workload import Workload
 
 PROJECT = Path(__file__).resolve().parents[1]
 CORPUS = PROJECT / "eval" / "corpus"
@@ -63,10 +64,19 @@ def auth_headers() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_url() -> str:
-    """Not yet: the document and answer routes are still being brought to their schema
-    (multipart uploads, the event stream's media type, strict request bodies)."""
-    pytest.skip("rag-qa's routes do not yet pass the schema fuzz run")
+def fuzz_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The service as the schema fuzz run meets it: three documents of the evaluation
+    corpus stored and no score threshold, so every question finds sources and reaches the
+    model, with a short context and short answers and no rate limit, so each case answers
+    within seconds."""
+    settings = make_settings(
+        answer_max_tokens=8, max_context_tokens=512, min_score=0.0, rate_limit_rps=0
+    )
+    with serve(create_app(settings), timeout_s=120) as url:
+        for path in sorted(CORPUS.iterdir())[:3]:
+            response = upload(url, dict(HEADERS), path.name, path.read_bytes())
+            assert response.status_code == 201, response.text
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +108,38 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, object]]]:
         fields = dict(line.split(": ", 1) for line in block.splitlines())
         events.append((fields["event"], json.loads(fields["data"])))
     return events
+
+
+@pytest.fixture(scope="session")
+def workload(make_settings: Callable[..., Settings]) -> Workload:
+    """Questions the stored documents answer from two sources, with answers of 24 tokens,
+    on an engine that decodes two at a time, each answer required to start within 6 s (a
+    prompt with sources takes a while to read on a small CPU)."""
+    sized = {
+        "embedded_concurrency": 2,
+        "max_concurrent_streams": 16,
+        "first_token_timeout_s": 6.0,
+        "request_memory_bytes": 256 * 2**20,  # a budget the burst's RSS is checked against
+    }
+    body = {
+        "question": "When was the lighthouse completed?",
+        "top_k": 2,
+        "stream": False,
+        "max_tokens": 24,
+    }
+
+    def prepare(url: str) -> None:
+        path = CORPUS / "lighthouse-history.md"
+        response = upload(url, dict(HEADERS), path.name, path.read_bytes())
+        assert response.status_code == 201, response.text
+
+    return Workload(
+        # Each with a store of its own.
+        app=lambda **settings: create_app(make_settings(**{**sized, **settings})),
+        capacity=2,
+        request={"method": "POST", "url": "/v1/ask", "json": body},
+        prepare=prepare,
+    )
 
 
 @pytest.fixture(scope="session")

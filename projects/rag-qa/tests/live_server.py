@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import httpx
 import uvicorn
@@ -19,23 +21,46 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    def terminate(self) -> None:
+        """What SIGTERM does to uvicorn (its signal handler calls this): stop accepting
+        connections, finish the requests in flight, then run the app's shutdown."""
+        self.server.handle_exit(signal.SIGTERM, None)
+
+
 @contextlib.contextmanager
-def serve(app: FastAPI, *, wait_ready: bool = True, timeout_s: float = 60) -> Iterator[str]:
-    """Serves `app` and yields its base URL once /readyz says 200, or, without
-    `wait_ready`, as soon as the server answers at all."""
+def live_server(
+    app: FastAPI, *, wait_ready: bool = True, timeout_s: float = 60
+) -> Iterator[LiveServer]:
+    """Serves `app` until the block ends (or `terminate` is called), once /readyz says 200
+    or, without `wait_ready`, as soon as the server answers at all."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on")
+    # As the service's `serve` command runs it: X-Forwarded-For is the app's to read.
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, log_config=None, lifespan="on", proxy_headers=False
     )
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    base_url = f"http://127.0.0.1:{port}"
+    running = LiveServer(f"http://127.0.0.1:{port}", server, thread)
     try:
-        _wait(base_url, timeout_s, thread, require_ready=wait_ready)
-        yield base_url
+        _wait(running.url, timeout_s, thread, require_ready=wait_ready)
+        yield running
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def serve(app: FastAPI, *, wait_ready: bool = True, timeout_s: float = 60) -> Iterator[str]:
+    """`live_server`, when only the base URL matters."""
+    with live_server(app, wait_ready=wait_ready, timeout_s=timeout_s) as running:
+        yield running.url
 
 
 def _wait(

@@ -20,6 +20,7 @@ from streaming_chatbot.model_files import prepare_model
 from streaming_chatbot.settings import Settings
 from tests.api_keys import HEADERS, SETTINGS
 from tests.live_server import serve
+from tests.workload import Workload
 
 MODEL_NAME = "smollm2-135m-instruct"
 
@@ -64,12 +65,13 @@ def auth_headers() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def fuzz_url() -> str:
-    """Not yet: its integer fields still refuse some values their schema allows (5.0, the
-    bound on an optional integer). Once they do, the run meets the embedded engine with a
-    short context and short answers (max_context_tokens=128, default_max_tokens=8) and no
-    rate limit, so each case reaches its route and answers in well under a second."""
-    pytest.skip("the chatbot's routes do not yet pass the schema fuzz run")
+def fuzz_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
+    """The gateway as the schema fuzz run meets it: the embedded engine with a short
+    context and short answers, and no rate limit, so each case reaches its route and
+    answers in well under a second."""
+    settings = make_settings(max_context_tokens=128, default_max_tokens=8, rate_limit_rps=0)
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -117,6 +119,24 @@ def chat_body(question: str, **fields: object) -> dict[str, object]:
         "messages": [{"role": "user", "content": question}],
         **fields,
     }
+
+
+@pytest.fixture(scope="session")
+def workload(make_settings: Callable[..., Settings]) -> Workload:
+    """Completions of 24 tokens on an engine that decodes two at a time, each stream
+    required to start within 3 s."""
+    sized = {
+        "embedded_concurrency": 2,
+        "max_concurrent_streams": 16,
+        "first_token_timeout_s": 3.0,
+        "request_memory_bytes": 256 * 2**20,  # a budget the burst's RSS is checked against
+    }
+    body = chat_body("Tell me a story.", max_tokens=24, ignore_eos=True, temperature=0)
+    return Workload(
+        app=lambda **settings: create_app(make_settings(**{**sized, **settings})),
+        capacity=2,
+        request={"method": "POST", "url": "/v1/chat/completions", "json": body},
+    )
 
 
 @pytest.fixture(scope="session")

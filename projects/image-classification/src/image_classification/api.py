@@ -93,18 +93,22 @@ async def classify(
     settings: Settings = request.app.state.settings
     # One deadline for the whole request: reading, decoding, queueing and the model.
     deadline = time.monotonic() + settings.request_timeout_s
-    uploads, body_top_k = await _read_images(request, settings)
-    metadata = runtime.loaded_metadata()
-    with runtime.tracer.start_as_current_span("preprocess", attributes={"images": len(uploads)}):
-        arrays = await runtime.decoder.preprocess(
-            uploads,
-            metadata.preprocessing,
-            max_pixels=settings.max_image_pixels,
-            budget=request.app.state.memory_budget,
-            deadline=deadline,
-        )
-    k = body_top_k or top_k or settings.default_top_k
-    predictions = await runtime.classify(arrays, k, deadline=deadline)
+    # A place in the queue before reading a byte: a full queue refuses at once.
+    with runtime.admit() as admission:
+        uploads, body_top_k = await _read_images(request, settings)
+        metadata = runtime.loaded_metadata()
+        with runtime.tracer.start_as_current_span(
+            "preprocess", attributes={"images": len(uploads)}
+        ):
+            arrays = await runtime.decoder.preprocess(
+                uploads,
+                metadata.preprocessing,
+                max_pixels=settings.max_image_pixels,
+                budget=request.app.state.memory_budget,
+                deadline=deadline,
+            )
+        k = body_top_k or top_k or settings.default_top_k
+        predictions = await runtime.classify(arrays, k, deadline=deadline, admission=admission)
     return ClassifyResponse(
         model=metadata.name,
         model_version=metadata.version,

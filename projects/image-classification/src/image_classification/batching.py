@@ -7,6 +7,9 @@ company, counted from when its oldest item arrived, so an item that already wait
 behind a busy model is never delayed further. A lone request (no other request waiting
 for results) has no company to wait for and runs at once, so batching costs a single
 client nothing.
+
+A request reads and decodes its input before its items can be queued; `admit` gives it a
+place in the queue first, so a full queue refuses it at once, before that work.
 """
 
 from __future__ import annotations
@@ -32,6 +35,25 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 BatchFn = Callable[[Sequence[T]], Sequence[R] | Awaitable[Sequence[R]]]
+
+
+class Admission:
+    """A request's place in the queue while it reads and decodes its input: held until its
+    items are queued (`submit`) or the request ends."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(eq=False)
@@ -81,6 +103,7 @@ class MicroBatcher(Generic[T, R]):
         self._worker: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
         self._waiting_requests = 0  # submit() calls waiting for their results
+        self._admitted = 0  # requests admitted whose items are not queued yet
         metrics.queue_capacity.set(max_queue_size)
 
     @property
@@ -112,12 +135,33 @@ class MicroBatcher(Generic[T, R]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    async def submit(self, items: Sequence[T], timeout_s: float) -> list[R]:
-        """Queues all `items` at once (or none) and waits for their results.
+    def admit(self) -> Admission:
+        """A place in the queue for a request that has yet to read its input, or Overloaded
+        (503) at once when the queued items and the requests admitted before it fill it."""
+        if len(self._queue) + self._admitted >= self.max_queue_size:
+            self._metrics.rejected.labels("queue_full").inc()
+            raise Overloaded(
+                f"the inference queue is full ({len(self._queue)}/{self.max_queue_size} items, "
+                f"{self._admitted} requests being read); retry later",
+                retry_after_s=self.retry_after_s,
+            )
+        self._admitted += 1
+        return Admission(self._leave)
+
+    def _leave(self) -> None:
+        self._admitted -= 1
+
+    async def submit(
+        self, items: Sequence[T], timeout_s: float, admission: Admission | None = None
+    ) -> list[R]:
+        """Queues all `items` at once (or none) and waits for their results; the request's
+        `admission`, if it has one, turns into those items.
 
         Raises Overloaded (503) when the queue cannot take them all, and
         InferenceTimeout (504) when the results are not ready within `timeout_s`.
         """
+        if admission is not None:
+            admission.release()
         if self._worker is None:
             raise NotReady("the model is not loaded yet", retry_after_s=self.retry_after_s)
         if len(self._queue) + len(items) > self.max_queue_size:

@@ -92,7 +92,8 @@ class Metrics:
         )
         self.rejected = Counter(
             "inference_rejected_total",
-            "Items turned away, by reason (queue_full, timeout).",
+            "Items turned away, by reason (queue_full, timeout); a request refused on "
+            "arrival, before its items are read, counts as one.",
             ["reason"],
             registry=reg,
         )

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from opentelemetry import trace
 
-from image_classification.batching import BatchFn, MicroBatcher
+from image_classification.batching import Admission, BatchFn, MicroBatcher
 from image_classification.decoding import Decoder
 from image_classification.errors import NotReady
 from image_classification.model import ModelMetadata
@@ -107,13 +107,25 @@ class ClassifierRuntime:
             raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
         return self.metadata
 
+    def admit(self) -> Admission:
+        """A place in the model's queue, taken before the request reads its images; 503 at
+        once when the queue is full."""
+        if self._batcher is None:
+            raise NotReady("the model is not loaded yet", retry_after_s=self.settings.retry_after_s)
+        return self._batcher.admit()
+
     async def classify(
-        self, images: Sequence[np.ndarray], top_k: int, *, deadline: float
+        self,
+        images: Sequence[np.ndarray],
+        top_k: int,
+        *,
+        deadline: float,
+        admission: Admission | None = None,
     ) -> list[Prediction]:
         """Top-k labels per image, or InferenceTimeout once `deadline` (monotonic) passes."""
         labels = self.loaded_metadata().labels
         assert self._batcher is not None
-        probabilities = await self._batcher.submit(images, deadline - time.monotonic())
+        probabilities = await self._batcher.submit(images, deadline - time.monotonic(), admission)
         k = min(top_k, len(labels))
         predictions = []
         for row in probabilities:

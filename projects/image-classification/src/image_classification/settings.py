@@ -22,6 +22,11 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # Proxies whose X-Forwarded-For names the client (comma-separated addresses or
+    # networks, such as the ingress pods' 10.0.0.0/8; "*" trusts any). Empty: the header is
+    # ignored and the client is the connection's peer, so nobody can pick their own address
+    # (per-client rate limits and logs key on it).
+    trusted_proxies: str = ""
     # Memory that requests in flight may hold at once (admission.py): set outright, or a
     # share of what the memory limit leaves once the model is loaded. The limit defaults
     # to the cgroup's, the container's; the chart sets it from the pod's resources.

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import gc
-import threading
 import time
 from collections.abc import Callable
 
@@ -19,6 +18,7 @@ from image_classification.settings import Settings
 from tests.images import encode
 from tests.live_server import serve
 from tests.metrics import metric_samples, metric_value
+from tests.workload import PeakRSS
 
 
 def batch_histogram(metrics_text: str) -> dict[float, float]:
@@ -80,9 +80,9 @@ def test_a_burst_past_the_queue_bound_gets_503_and_the_rest_succeed(
         labels = [p["labels"][0]["label"] for p in r.json()["predictions"]]
         assert labels == list("0123")
     assert after.status_code == 200
-    assert metric_value(metrics, "inference_rejected_total", reason="queue_full") == 4 * len(
-        rejected
-    )
+    # A request refused on arrival counts as one item, one refused once read as its four.
+    refused_items = metric_value(metrics, "inference_rejected_total", reason="queue_full")
+    assert len(rejected) <= refused_items <= 4 * len(rejected)
 
 
 def test_past_the_request_timeout_the_answer_is_504(
@@ -96,27 +96,6 @@ def test_past_the_request_timeout_the_answer_is_504(
         assert response.status_code == 504
         assert response.json()["error"]["code"] == "inference_timeout"
         assert httpx.get(f"{url}/healthz").status_code == 200
-
-
-class PeakRSS:
-    """Samples this process's resident memory (the server runs in it) every few ms."""
-
-    def __init__(self) -> None:
-        self.peak = self.baseline = rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, rss_bytes())
 
 
 def test_a_burst_of_large_images_stays_inside_the_memory_budget_and_gives_it_back(

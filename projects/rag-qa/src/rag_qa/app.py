@@ -7,6 +7,7 @@ from redis.exceptions import RedisError
 
 from rag_qa import documents_api, qa_api
 from rag_qa.limits import redis_unavailable
+from rag_qa.openapi import state_limits
 from rag_qa.runtime import RagRuntime
 from rag_qa.service import create_service_app
 from rag_qa.settings import Settings
@@ -20,4 +21,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[documents_api.router, qa_api.router],
     )
     app.add_exception_handler(RedisError, redis_unavailable)
+    question = {"maxLength": settings.max_question_chars}
+    top_k = {"maximum": settings.max_top_k}
+    state_limits(
+        app,
+        {
+            "SearchRequest.query": question,
+            "SearchRequest.top_k": top_k,
+            "AskRequest.question": question,
+            "AskRequest.top_k": top_k,
+        },
+    )
     return app

@@ -9,7 +9,7 @@ from http import HTTPStatus
 from fastapi import APIRouter, Query, Request, Response, UploadFile
 
 from rag_qa.documents import InvalidFilename
-from rag_qa.errors import ServiceError
+from rag_qa.errors import ServiceError, error_responses
 from rag_qa.runtime import RagRuntime
 from rag_qa.schemas import DOCUMENT_ID, Deleted, Document, DocumentList, IngestResponse
 from rag_qa.service import ready_runtime
@@ -27,7 +27,22 @@ class DocumentNotFound(ServiceError):
     response_model=IngestResponse,
     status_code=HTTPStatus.CREATED,
     summary="Ingest a .txt, .md, .html or .pdf file (multipart field `file`)",
-    responses={200: {"description": "The same text was already stored; nothing was added"}},
+    responses={
+        200: {"description": "The same text was already stored; nothing was added"},
+        **error_responses(
+            413,
+            415,
+            422,
+            503,
+            s413="A file over the upload limit (`payload_too_large`) or with more chunks than "
+            "one document may have (`too_many_chunks`).",
+            s415="A file type this service does not read (`unsupported_media_type`).",
+            s422="A file that cannot be read as its type (`unparsable_document`), holds no "
+            "text (`empty_document`) or has no usable name (`invalid_filename`).",
+            s503="Model loading (`not_ready`), replica over its budget (`overloaded`) or "
+            "ingesting as many files as it may at once (`ingestion_busy`); see Retry-After.",
+        ),
+    },
 )
 async def upload(request: Request, response: Response, file: UploadFile) -> IngestResponse:
     runtime: RagRuntime = ready_runtime(request)
@@ -54,7 +69,10 @@ async def list_documents(
     return DocumentList(documents=[Document.of(info) for info in found])
 
 
-@router.get("/{document_id}", response_model=Document, summary="One document")
+_NOT_FOUND = error_responses(404, s404="No such document (`document_not_found`).")
+
+
+@router.get("/{document_id}", response_model=Document, summary="One document", responses=_NOT_FOUND)
 async def get_document(request: Request, document_id: str) -> Document:
     runtime: RagRuntime = ready_runtime(request)
     info = None
@@ -65,7 +83,12 @@ async def get_document(request: Request, document_id: str) -> Document:
     return Document.of(info)
 
 
-@router.delete("/{document_id}", response_model=Deleted, summary="Delete a document's chunks")
+@router.delete(
+    "/{document_id}",
+    response_model=Deleted,
+    summary="Delete a document's chunks",
+    responses=_NOT_FOUND,
+)
 async def delete_document(request: Request, document_id: str) -> Deleted:
     runtime: RagRuntime = ready_runtime(request)
     deleted = 0

@@ -1,7 +1,8 @@
 """The gateway's side of generation: tokens counted, slots held, streams measured.
 
-`LLM.open()` checks the prompt against the context, takes a stream slot, starts the
-engine and waits for the first token, so every failure up to then is still a proper
+`LLM.open()` checks the prompt against the context, reserves the memory its KV cache will
+hold (prompt and answer tokens, where the engine decodes in this process), takes a stream
+slot, starts the engine and waits for the first token, so every failure up to then is still a proper
 HTTP status. What it returns streams the rest and records time to first token,
 inter-token latency, throughput and, when the client leaves early, the cancellation.
 """
@@ -21,6 +22,7 @@ from http import HTTPStatus
 import anyio
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from rag_qa.admission import MemoryBudget
 from rag_qa.engines import create_engine
 from rag_qa.engines.base import (
     ContextLengthExceeded,
@@ -50,10 +52,36 @@ SMOOTHING = 0.2
 # 7.6 ms. Past this length the tokenizer runs on a thread, so the event loop keeps streaming.
 LONG_PROMPT_CHARS = 1000
 
+# The embedded engine's KV cache grows by concatenation, a step holding the old cache and
+# the new one at once: what a generation may hold at its peak.
+KV_COPIES = 2
+
 
 class TooManyStreams(ServiceError):
     status_code = HTTPStatus.TOO_MANY_REQUESTS
     code = "too_many_streams"
+
+
+class StreamSlot:
+    """One stream's place, taken before the request's own work (retrieval, say) so that an
+    overloaded replica refuses it first. `LLM.open` takes it over; a block that ends
+    without opening a generation gives it back."""
+
+    def __init__(self, slots: StreamSlots) -> None:
+        self._slots: StreamSlots | None = slots
+        self.taken_over = False
+
+    def release(self, streamed_s: float | None = None) -> None:
+        if self._slots is not None:
+            self._slots.release(streamed_s)
+            self._slots = None
+
+    def __enter__(self) -> StreamSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.taken_over:
+            self.release()
 
 
 class StreamSlots:
@@ -75,7 +103,8 @@ class StreamSlots:
         self.concurrency = concurrency
         self.first_token_timeout_s = first_token_timeout_s
         self.active = 0
-        self.stream_duration_s: float | None = None  # first token to end, smoothed
+        # How long the engine works on a stream (prefill and decode), smoothed.
+        self.stream_duration_s: float | None = None
         self._admitted: collections.deque[float] = collections.deque()  # when, oldest first
         self._metrics = metrics
         metrics.llm_max_streams.set(limit)
@@ -110,7 +139,7 @@ class StreamSlots:
         return max(1, math.ceil(self.stream_duration_s / self.concurrency))
 
     def release(self, streamed_s: float | None = None) -> None:
-        """Frees a slot; `streamed_s`, from first token to end, feeds the estimate."""
+        """Frees a slot; `streamed_s`, the engine's time on the stream, feeds the estimate."""
         self.active -= 1
         self._admitted.popleft()  # streams mostly end in the order they started
         self._metrics.llm_active_streams.set(self.active)
@@ -166,8 +195,12 @@ class Generation:
                 metrics.llm_cancellations.labels(reason="client_disconnect").inc()
             with anyio.CancelScope(shield=True):
                 await _close(self._rest)
-            # Only a stream the engine finished says how long streams take.
-            self._release(time.perf_counter() - first_at if self.finished else None)
+            # Only a stream the engine finished says how long streams take: the engine's
+            # own time on it where it reports one, else from the first token to the end.
+            streamed_s = None
+            if self.finished is not None:
+                streamed_s = self.finished.engine_s or time.perf_counter() - first_at
+            self._release(streamed_s)
 
     async def text(self) -> str:
         async with contextlib.aclosing(self.events()) as events:
@@ -262,14 +295,8 @@ class LLM:
             )
         return max_tokens
 
-    async def open(
-        self,
-        prompt_ids: list[int],
-        params: SamplingParams,
-        *,
-        request_id: str,
-        started: float,
-    ) -> Generation:
+    def admit(self) -> StreamSlot:
+        """A stream slot now, or TooManyStreams (429) when none can start in time."""
         slots = self.slots
         if self.engine is None or slots is None or not self.engine.ready:
             raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
@@ -281,22 +308,56 @@ class LLM:
                 "first-token deadline; retry shortly",
                 headers={"Retry-After": str(slots.retry_after_s())},
             )
+        return StreamSlot(slots)
+
+    async def open(
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        *,
+        request_id: str,
+        started: float,
+        budget: MemoryBudget | None = None,
+        slot: StreamSlot | None = None,
+    ) -> Generation:
+        """Starts a generation in `slot` (one is taken when none is given) and waits for
+        its first token; from here the slot is given back when the generation ends."""
+        slot = slot or self.admit()
+        slot.taken_over = True
+        assert self.engine is not None
+        memory = None
+        if budget is not None:
+            tokens = len(prompt_ids) + params.max_tokens
+            try:
+                memory = budget.reserve(
+                    tokens * self.engine.kv_bytes_per_token * KV_COPIES,
+                    f"a generation of {tokens} tokens (its KV cache)",
+                )
+            except BaseException:
+                slot.release()
+                raise
+
+        def release(streamed_s: float | None = None) -> None:
+            slot.release(streamed_s)
+            if memory is not None:
+                memory.release()
+
         rest = self.engine.generate(GenerationRequest(request_id, prompt_ids, params))
         try:
             first = await asyncio.wait_for(anext(rest), self.settings.first_token_timeout_s)
         except TimeoutError:
             self.metrics.llm_cancellations.labels(reason="timeout").inc()
-            slots.release()
+            release()
             await _close(rest)
             raise FirstTokenTimeout(
                 f"no token within {self.settings.first_token_timeout_s:g} s",
             ) from None
         except BaseException:
-            slots.release()
+            release()
             await _close(rest)
             raise
         self.metrics.llm_time_to_first_token.observe(time.perf_counter() - started)
-        return Generation(first, rest, started=started, metrics=self.metrics, release=slots.release)
+        return Generation(first, rest, started=started, metrics=self.metrics, release=release)
 
 
 async def _close(events: AsyncIterator[EngineEvent]) -> None:

@@ -20,8 +20,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from rag_qa.engines.base import Finished, SamplingParams, TextDelta
-from rag_qa.errors import ServiceError, request_id_of
-from rag_qa.event_stream import EventStreamResponse, stream_error
+from rag_qa.errors import ServiceError, error_responses, request_id_of
+from rag_qa.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse, stream_error
 from rag_qa.generation import Generation
 from rag_qa.prompting import build_messages, cited_numbers
 from rag_qa.runtime import RagRuntime
@@ -63,7 +63,18 @@ def check_question(settings: Settings, text: str, top_k: int | None) -> int:
     return k
 
 
-@router.post("/search", response_model=SearchResponse, summary="The chunks closest to a query")
+_TOO_LONG = (
+    "A question over the length limit (`question_too_long`), a top_k over the limit "
+    "(`top_k_too_large`) or a body that does not match the schema (`invalid_request`)."
+)
+
+
+@router.post(
+    "/search",
+    response_model=SearchResponse,
+    summary="The chunks closest to a query",
+    responses=error_responses(422, s422=_TOO_LONG),
+)
 async def search(request: Request, body: SearchRequest) -> SearchResponse:
     runtime: RagRuntime = ready_runtime(request)
     k = check_question(runtime.settings, body.query, body.top_k)
@@ -83,7 +94,21 @@ async def search(request: Request, body: SearchRequest) -> SearchResponse:
     "/ask",
     response_model=AskResponse,
     summary="Answer from the documents, with cited sources",
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={
+        200: {"content": EVENT_STREAM_CONTENT},
+        **error_responses(
+            400,
+            422,
+            429,
+            504,
+            s400="The question and max_tokens past the context (`context_length_exceeded`) "
+            "or refused by the engine (`upstream_rejected`).",
+            s422=_TOO_LONG,
+            s429="Over the rate limit (`rate_limited`) or no stream slot in time "
+            "(`too_many_streams`); see Retry-After.",
+            s504="No first token within the deadline (`first_token_timeout`).",
+        ),
+    },
 )
 async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONResponse:
     started = time.perf_counter()
@@ -91,25 +116,32 @@ async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONR
     settings = runtime.settings
     k = check_question(settings, body.question, body.top_k)
     await runtime.rate_limit.check(request)
-    found = await asyncio.to_thread(
-        runtime.retriever.search,
-        body.question,
-        k,
-        body.filter.to_store() if body.filter else None,
-        rerank=body.rerank or settings.rerank,
-    )
-    hits = [hit for hit in found if hit.score >= settings.min_score]
-    if not hits:
-        runtime.metrics.rag_questions.labels(outcome="no_answer").inc()
-        if body.stream:
-            return EventStreamResponse(_no_answer_events(settings.no_answer_text))
-        return _json(AskResponse(answer=settings.no_answer_text, answered=False, sources=[]))
-    runtime.metrics.rag_questions.labels(outcome="answered").inc()
-    prompt_ids, hits, max_tokens = await _fit_prompt(runtime, body, hits)
-    params = SamplingParams(max_tokens=max_tokens, temperature=body.temperature, seed=body.seed)
-    generation = await runtime.llm.open(
-        prompt_ids, params, request_id=request_id_of(request) or "ask", started=started
-    )
+    # The stream's slot before retrieval: an overloaded replica refuses before any work.
+    with runtime.llm.admit() as slot:
+        found = await asyncio.to_thread(
+            runtime.retriever.search,
+            body.question,
+            k,
+            body.filter.to_store() if body.filter else None,
+            rerank=body.rerank or settings.rerank,
+        )
+        hits = [hit for hit in found if hit.score >= settings.min_score]
+        if not hits:
+            runtime.metrics.rag_questions.labels(outcome="no_answer").inc()
+            if body.stream:
+                return EventStreamResponse(_no_answer_events(settings.no_answer_text))
+            return _json(AskResponse(answer=settings.no_answer_text, answered=False, sources=[]))
+        runtime.metrics.rag_questions.labels(outcome="answered").inc()
+        prompt_ids, hits, max_tokens = await _fit_prompt(runtime, body, hits)
+        params = SamplingParams(max_tokens=max_tokens, temperature=body.temperature, seed=body.seed)
+        generation = await runtime.llm.open(
+            prompt_ids,
+            params,
+            request_id=request_id_of(request) or "ask",
+            started=started,
+            budget=request.app.state.memory_budget,
+            slot=slot,
+        )
     if body.stream:
         return EventStreamResponse(_answer_events(generation, hits, request_id_of(request)))
     answer = await generation.text()

@@ -6,11 +6,15 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag_qa.fields import Seed, Text
+from rag_qa.fields import Count, Seed, Text
 from rag_qa.store import DocumentInfo, Hit, SearchFilter
 
 DOCUMENT_ID = r"^[0-9a-f]{32}$"
 DocumentId = Annotated[str, Field(pattern=DOCUMENT_ID)]
+
+# Request bodies are read strictly: a JSON type other than the schema's ("5" for 5, "true"
+# for true) is a 422, as the schema says, not silently converted; unknown fields are too.
+STRICT = ConfigDict(strict=True, extra="forbid")
 
 
 class Document(BaseModel):
@@ -41,7 +45,7 @@ class Deleted(BaseModel):
 
 
 class Filter(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     document_ids: list[DocumentId] = Field(default_factory=list, max_length=100)
     content_types: list[Literal["text/plain", "text/markdown", "text/html", "application/pdf"]] = (
@@ -53,23 +57,23 @@ class Filter(BaseModel):
 
 
 class SearchRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     query: Text = Field(min_length=1)
-    top_k: int | None = Field(default=None, ge=1)
+    top_k: Count | None = None
     filter: Filter | None = None
     rerank: Literal["none", "mmr"] | None = None
 
 
 class AskRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
 
     question: Text = Field(min_length=1)
-    top_k: int | None = Field(default=None, ge=1)
+    top_k: Count | None = None
     filter: Filter | None = None
     rerank: Literal["none", "mmr"] | None = None
     stream: bool = True
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Count | None = None
     temperature: float = Field(default=0.0, ge=0, le=2)
     seed: Seed | None = None
 

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from rag_qa import __version__
 from rag_qa.admission import MemoryBudget, budget_bytes
@@ -98,6 +99,9 @@ def create_service_app(
     # refused body is still counted and logged with its request id.
     app.add_middleware(AdmissionMiddleware, max_bytes=settings.max_body_bytes, budget=budget)
     app.add_middleware(RequestContextMiddleware, metrics=metrics, tracer=tracer)
+    if settings.trusted_proxies:
+        # Outermost: everything after it sees the client the trusted proxy named.
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 

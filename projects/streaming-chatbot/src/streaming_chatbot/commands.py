@@ -35,6 +35,7 @@ def serve(host: str | None, port: int | None) -> int:
         host=host or settings.host,
         port=port or settings.port,
         log_config=None,  # the app configures JSON logging itself
+        proxy_headers=False,  # the app reads X-Forwarded-For from APP_TRUSTED_PROXIES only
         timeout_graceful_shutdown=30,
     )
     return 0
@@ -79,7 +80,7 @@ class BackgroundServer:
     def __init__(self, app: FastAPI, port: int) -> None:
         self.base_url = f"http://127.0.0.1:{port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None)
+            uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, proxy_headers=False)
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -131,7 +131,11 @@ async def send_message(conversation_id: str, body: UserTurn, request: Request) -
         max_tokens = runtime.llm.budget(len(prompt_ids), body.token_limit())
         request_id = request_id_of(request) or "unknown"
         generation = await runtime.llm.open(
-            prompt_ids, sampling(body, max_tokens), request_id=request_id, started=started
+            prompt_ids,
+            sampling(body, max_tokens),
+            request_id=request_id,
+            started=started,
+            budget=request.app.state.memory_budget,
         )
     except BaseException:
         await store.unlock(conversation_id)

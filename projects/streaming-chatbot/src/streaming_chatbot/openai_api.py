@@ -105,7 +105,11 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
     max_tokens = runtime.llm.budget(len(prompt_ids), body.token_limit())
     request_id = request_id_of(request) or "unknown"
     generation = await runtime.llm.open(
-        prompt_ids, sampling(body, max_tokens), request_id=request_id, started=started
+        prompt_ids,
+        sampling(body, max_tokens),
+        request_id=request_id,
+        started=started,
+        budget=request.app.state.memory_budget,
     )
     completion_id = f"chatcmpl-{request_id}"
     created = int(time.time())

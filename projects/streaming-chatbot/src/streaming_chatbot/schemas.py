@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streaming_chatbot.fields import Seed, Text
+from streaming_chatbot.fields import Count, Seed, Text
 
 Role = Literal["system", "user", "assistant"]
 StopSequence = Annotated[Text, Field(min_length=1)]
@@ -47,8 +47,8 @@ class StreamOptions(BaseModel):
 class SamplingFields(BaseModel):
     model_config = STRICT
 
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: Count | None = None
+    max_completion_tokens: Count | None = None
     temperature: float = Field(default=1.0, ge=0, le=2)
     top_p: float = Field(default=1.0, gt=0, le=1)
     seed: Seed | None = None

@@ -48,6 +48,8 @@ class Finished:
     reason: Literal["stop", "length"]
     prompt_tokens: int
     completion_tokens: int
+    # Seconds the engine worked on this generation (prefill and decode), where it knows.
+    engine_s: float | None = None
 
     def usage(self) -> dict[str, int]:
         """Token counts in OpenAI's `usage` shape."""
@@ -91,6 +93,9 @@ class Engine(Protocol):
     name: str
     # Generations it decodes at once; beyond them a generation waits for one to end.
     concurrency: int
+    # Bytes of this process's memory a generation's KV cache holds per token of prompt and
+    # answer; 0 where the cache lives in another process (a vLLM server).
+    kv_bytes_per_token: int
 
     @property
     def ready(self) -> bool: ...

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ class EmbeddedEngine:
         self.tokenizer = tokenizer
         self.metrics = metrics
         self.concurrency = settings.embedded_concurrency
+        self.kv_bytes_per_token = 0  # known once the model is loaded
         self._model: Any = None
         self._device = torch.device("cpu")
         self._eos: frozenset[int] = frozenset()
@@ -93,6 +95,7 @@ class EmbeddedEngine:
         dtype = torch.float32 if self._device.type == "cpu" else torch.bfloat16
         model = AutoModelForCausalLM.from_pretrained(self.settings.model_path, dtype=dtype)
         self._model = model.to(self._device).eval()
+        self.kv_bytes_per_token = _kv_bytes_per_token(model.config, dtype)
         eos = model.generation_config.eos_token_id
         ids = eos if isinstance(eos, list) else [eos]
         if self.tokenizer.eos_token_id is not None:
@@ -136,6 +139,7 @@ class EmbeddedEngine:
 
     @torch.inference_mode()
     def _decode(self, job: _Job) -> Finished:
+        began = time.perf_counter()
         params = job.request.params
         prompt = job.request.prompt_token_ids
         generator = torch.Generator(device=self._device)
@@ -173,6 +177,7 @@ class EmbeddedEngine:
             reason="stop" if reason == "stop" else "length",
             prompt_tokens=len(prompt),
             completion_tokens=produced,
+            engine_s=time.perf_counter() - began,
         )
 
 
@@ -222,3 +227,10 @@ def _device(setting: str) -> torch.device:
     if setting == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("APP_DEVICE=cuda but torch sees no CUDA device")
     return torch.device(setting)
+
+
+def _kv_bytes_per_token(config: Any, dtype: torch.dtype) -> int:
+    """A key and a value per layer and KV head, for each token in the cache."""
+    heads = getattr(config, "num_key_value_heads", None) or config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    return 2 * config.num_hidden_layers * heads * head_dim * dtype.itemsize

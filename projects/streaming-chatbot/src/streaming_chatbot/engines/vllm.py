@@ -38,6 +38,7 @@ class VllmEngine:
         self.settings = settings
         self.model = settings.vllm_model or settings.model_name
         self.concurrency = settings.vllm_concurrency
+        self.kv_bytes_per_token = 0  # the server holds the cache, and its own budget for it
         headers = {}
         if settings.vllm_api_key is not None:
             headers["Authorization"] = f"Bearer {settings.vllm_api_key.get_secret_value()}"
