@@ -42,7 +42,10 @@ def test_every_response_conforms_to_the_schema_under_fuzzing(fuzz_url: str, tmp_
         str(tmp_path),
         *headers,
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=False)
+    # Run from tmp_path: schemathesis leaves its cache in the working directory.
+    run = subprocess.run(
+        command, capture_output=True, text=True, timeout=1200, check=False, cwd=tmp_path
+    )
     reports = list(tmp_path.glob("*.json"))
     assert reports, run.stdout[-4000:] + run.stderr[-4000:]
     report = json.loads(reports[0].read_text())
