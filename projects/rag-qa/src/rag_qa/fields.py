@@ -2,11 +2,10 @@
 
 - `Text`: a string that is valid Unicode. JSON may escape a lone surrogate (a `\\u` escape
   from D800 to DFFF), which no tokenizer can encode: it raised deep inside generation.
-- `Integer`: an integer, also when JSON writes it as 5.0 (JSON Schema's integers include
-  those; request bodies are otherwise read strictly, so "5" stays a 422). Bounds go before
-  the validator (`Annotated[int, Field(ge=1), BeforeValidator(...)]`, as `Count` does):
-  after it, pydantic leaves them out of the schema.
-- `Count`: an `Integer` of at least 1 (a number of tokens, results, ...).
+- `Count`: an integer of at least 1 (a number of tokens, results, ...), also when JSON
+  writes it as 5.0 (JSON Schema's integers include those; request bodies are otherwise
+  read strictly, so "5" stays a 422). Bounds go before the validator: after it, pydantic
+  leaves them out of the schema.
 - `Seed`: a sampling seed within +-2**53: inside int64, what torch's generator and vLLM
   accept, and exact in every JSON parser (past 2**53 a double, JavaScript's only number,
   rounds it, so a client and the schema's validators would disagree on its value).
@@ -38,6 +37,5 @@ def _integral(value: object) -> object:
 
 
 Text = Annotated[str, AfterValidator(_valid_unicode)]
-Integer = Annotated[int, BeforeValidator(_integral)]
 Count = Annotated[int, Field(ge=1), BeforeValidator(_integral)]
 Seed = Annotated[int, Field(ge=SEED_MIN, le=SEED_MAX), BeforeValidator(_integral)]
