@@ -148,7 +148,9 @@ async def _clients_through_shutdown(
     running: LiveServer, workload: Workload, headers: dict[str, str]
 ) -> tuple[list[Answer], float]:
     """`capacity` clients send requests back to back, each on a new connection, until one
-    cannot connect; SIGTERM arrives once every client has had an answer."""
+    cannot connect; SIGTERM arrives once every client has had an answer and the server has
+    begun a request (answers that come together, as a batch's do, would otherwise leave
+    every client connecting, none in flight, when the signal lands)."""
     limits = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(
         base_url=running.url, headers=headers, timeout=120, limits=limits
@@ -170,6 +172,9 @@ async def _clients_through_shutdown(
         clients = [asyncio.create_task(client()) for _ in range(workload.capacity)]
         for _ in clients:
             await answered.acquire()
+        registry = running.server.config.app.state.metrics.registry
+        while not registry.get_sample_value("http_requests_in_flight"):
+            await asyncio.sleep(0.001)
         terminated = time.perf_counter()
         running.terminate()
         await asyncio.wait_for(asyncio.gather(*clients), timeout=120)
