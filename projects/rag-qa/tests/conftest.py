@@ -143,6 +143,13 @@ def workload(make_settings: Callable[..., Settings]) -> Workload:
 
 
 @pytest.fixture(scope="session")
+def chat_question() -> str:
+    """A question the workload's document answers, so the chat route retrieves sources and
+    asks the model (the OpenAI client's contract tests ask it)."""
+    return "When was the lighthouse completed?"
+
+
+@pytest.fixture(scope="session")
 def send_traffic() -> Callable[[httpx.Client], None]:
     """One round of typical traffic (the observability tests drive it): a new document,
     the same one again, a refused file, a search, a question the documents answer, one

@@ -140,6 +140,12 @@ def workload(make_settings: Callable[..., Settings]) -> Workload:
 
 
 @pytest.fixture(scope="session")
+def chat_question() -> str:
+    """A question the model answers (the OpenAI client's contract tests ask it)."""
+    return "What is the capital of France?"
+
+
+@pytest.fixture(scope="session")
 def send_traffic() -> Callable[[httpx.Client], None]:
     """One round of typical traffic (the observability tests drive it): a streamed chat
     completion read to its end, and a refused one (no messages: a 4xx)."""

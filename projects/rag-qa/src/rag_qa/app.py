@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from redis.exceptions import RedisError
 
-from rag_qa import documents_api, qa_api
+from rag_qa import documents_api, openai_api, qa_api
 from rag_qa.limits import redis_unavailable
 from rag_qa.openapi import state_limits
 from rag_qa.runtime import RagRuntime
@@ -18,7 +18,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = create_service_app(
         settings,
         runtime=lambda metrics, _tracer: RagRuntime(settings, metrics),
-        routers=[documents_api.router, qa_api.router],
+        routers=[documents_api.router, qa_api.router, openai_api.router],
     )
     app.add_exception_handler(RedisError, redis_unavailable)
     question = {"maxLength": settings.max_question_chars}

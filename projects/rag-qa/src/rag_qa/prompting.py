@@ -4,20 +4,59 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
 
+from rag_qa.errors import ServiceError
+from rag_qa.generation import ChatMessage
 from rag_qa.store import Hit
-
-ChatMessage = dict[str, str]
 
 _CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
-def build_messages(system_prompt: str, question: str, hits: Sequence[Hit]) -> list[ChatMessage]:
+class NoQuestion(ServiceError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "no_question"
+
+
+@dataclass(frozen=True)
+class ChatQuestion:
+    """A chat read as a question about the documents: its last message, the user's."""
+
+    question: str
+    history: list[ChatMessage] = field(default_factory=list)  # the turns before it
+    instructions: list[str] = field(default_factory=list)  # the caller's system messages
+
+
+def chat_question(messages: Sequence[ChatMessage]) -> ChatQuestion:
+    """The question a chat asks; NoQuestion (422) when its last message is not the user's."""
+    if not messages or messages[-1]["role"] != "user" or not messages[-1]["content"].strip():
+        raise NoQuestion("the last message must be the user's question, with some text")
+    *before, last = messages
+    return ChatQuestion(
+        question=last["content"],
+        history=[m for m in before if m["role"] != "system"],
+        instructions=[m["content"] for m in before if m["role"] == "system"],
+    )
+
+
+def build_messages(
+    system_prompt: str,
+    question: str,
+    hits: Sequence[Hit],
+    *,
+    history: Sequence[ChatMessage] = (),
+    instructions: Sequence[str] = (),
+) -> list[ChatMessage]:
+    """The service's instructions (then the caller's), earlier turns, and the question
+    after the numbered sources."""
     sources = "\n\n".join(
         f"[{number}] {_label(hit)}\n{hit.text}" for number, hit in enumerate(hits, start=1)
     )
+    system = "\n\n".join([system_prompt, *instructions])
     return [
-        {"role": "system", "content": system_prompt},
+        {"role": "system", "content": system},
+        *history,
         {"role": "user", "content": f"Sources:\n\n{sources}\n\nQuestion: {question}"},
     ]
 

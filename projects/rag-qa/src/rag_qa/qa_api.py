@@ -14,16 +14,17 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
-from http import HTTPStatus
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from rag_qa.engines.base import Finished, SamplingParams, TextDelta
-from rag_qa.errors import ServiceError, error_responses, request_id_of
+from rag_qa.errors import error_responses, request_id_of
 from rag_qa.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse, stream_error
 from rag_qa.generation import Generation
-from rag_qa.prompting import build_messages, cited_numbers
+from rag_qa.grounding import check_question, cited_sources, find_sources, fit_prompt
+from rag_qa.openai_schemas import Usage
+from rag_qa.prompting import build_messages
 from rag_qa.runtime import RagRuntime
 from rag_qa.schemas import (
     AskRequest,
@@ -31,36 +32,11 @@ from rag_qa.schemas import (
     SearchRequest,
     SearchResponse,
     Source,
-    Usage,
 )
 from rag_qa.service import ready_runtime
-from rag_qa.settings import Settings
 from rag_qa.store import Hit
 
 router = APIRouter(prefix="/v1", tags=["questions"])
-
-
-class QuestionTooLong(ServiceError):
-    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
-    code = "question_too_long"
-
-
-class TopKTooLarge(ServiceError):
-    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
-    code = "top_k_too_large"
-
-
-def check_question(settings: Settings, text: str, top_k: int | None) -> int:
-    """The top_k to use; 422 for a question over the length limit or a top_k too large."""
-    if len(text) > settings.max_question_chars:
-        raise QuestionTooLong(
-            f"the question has {len(text)} characters; the limit is {settings.max_question_chars}",
-            details={"length": len(text), "limit": settings.max_question_chars},
-        )
-    k = top_k or settings.top_k
-    if k > settings.max_top_k:
-        raise TopKTooLarge(f"top_k may be at most {settings.max_top_k}")
-    return k
 
 
 _TOO_LONG = (
@@ -118,24 +94,32 @@ async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONR
     await runtime.rate_limit.check(request)
     # The stream's slot before retrieval: an overloaded replica refuses before any work.
     with runtime.llm.admit() as slot:
-        found = await asyncio.to_thread(
-            runtime.retriever.search,
+        hits = await find_sources(
+            runtime.retriever,
+            settings,
+            runtime.metrics,
             body.question,
             k,
             body.filter.to_store() if body.filter else None,
-            rerank=body.rerank or settings.rerank,
+            body.rerank,
         )
-        hits = [hit for hit in found if hit.score >= settings.min_score]
         if not hits:
-            runtime.metrics.rag_questions.labels(outcome="no_answer").inc()
             if body.stream:
                 return EventStreamResponse(_no_answer_events(settings.no_answer_text))
             return _json(AskResponse(answer=settings.no_answer_text, answered=False, sources=[]))
-        runtime.metrics.rag_questions.labels(outcome="answered").inc()
-        prompt_ids, hits, max_tokens = await _fit_prompt(runtime, body, hits)
-        params = SamplingParams(max_tokens=max_tokens, temperature=body.temperature, seed=body.seed)
+        prompt = await fit_prompt(
+            runtime.llm,
+            settings,
+            lambda held: build_messages(settings.system_prompt, body.question, held),
+            hits,
+            body.max_tokens,
+        )
+        hits = prompt.hits
+        params = SamplingParams(
+            max_tokens=prompt.max_tokens, temperature=body.temperature, seed=body.seed
+        )
         generation = await runtime.llm.open(
-            prompt_ids,
+            prompt.prompt_ids,
             params,
             request_id=request_id_of(request) or "ask",
             started=started,
@@ -150,33 +134,11 @@ async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONR
         AskResponse(
             answer=answer,
             answered=True,
-            sources=_sources(hits, answer),
+            sources=cited_sources(hits, answer),
             finish_reason=finished.reason if finished else None,
             usage=Usage(**finished.usage()) if finished else None,
         )
     )
-
-
-async def _fit_prompt(
-    runtime: RagRuntime, body: AskRequest, hits: list[Hit]
-) -> tuple[list[int], list[Hit], int]:
-    """The prompt's token ids with as many sources as fit beside the answer, best first."""
-    settings = runtime.settings
-    wanted = body.max_tokens or settings.answer_max_tokens
-    while True:
-        messages = build_messages(settings.system_prompt, body.question, hits)
-        prompt_ids = await runtime.llm.count(messages)
-        if len(prompt_ids) + wanted <= settings.max_context_tokens or len(hits) == 1:
-            # With one source left, an answer that still does not fit is a 400.
-            return prompt_ids, hits, runtime.llm.budget(len(prompt_ids), wanted)
-        hits = hits[:-1]
-
-
-def _sources(hits: list[Hit], answer: str) -> list[Source]:
-    cited = cited_numbers(answer, len(hits))
-    return [
-        Source.of(number, hit, cited=number in cited) for number, hit in enumerate(hits, start=1)
-    ]
 
 
 def _json(response: AskResponse) -> JSONResponse:
@@ -204,7 +166,7 @@ async def _answer_events(
                     parts.append(event.text)
                     yield _event("answer", {"text": event.text})
                 elif isinstance(event, Finished):
-                    sources = [s.model_dump() for s in _sources(hits, "".join(parts))]
+                    sources = [s.model_dump() for s in cited_sources(hits, "".join(parts))]
                     yield _event("sources", {"answered": True, "sources": sources})
                     yield _event(
                         "done",

@@ -10,13 +10,16 @@ from collections.abc import AsyncIterator
 from redis.asyncio import Redis
 
 from rag_qa.embeddings import Embedder
-from rag_qa.generation import LLM
+from rag_qa.generation import LLM, ChatMessage
+from rag_qa.grounding import check_question, cited_sources, find_sources, fit_prompt
 from rag_qa.ingestion import IngestionBusy, Ingestor
 from rag_qa.limits import ClientRateLimit
 from rag_qa.observability import Metrics
+from rag_qa.openai_api import ChatTurn
+from rag_qa.prompting import build_messages, chat_question
 from rag_qa.retrieval import Retriever
 from rag_qa.settings import Settings
-from rag_qa.store import VectorStore, create_store
+from rag_qa.store import Hit, VectorStore, create_store
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +53,33 @@ class RagRuntime:
     @property
     def failure(self) -> str | None:
         return self._failure or self.llm.failure
+
+    async def chat_turn(self, messages: list[ChatMessage], max_tokens: int | None) -> ChatTurn:
+        """A chat answered from the documents: its last message is the question, retrieved
+        on and answered from the sources that fit, listed in the completion's `sources`
+        (as /v1/ask lists them); with none above `min_score`, the no-answer text."""
+        settings = self.settings
+        chat = chat_question(messages)
+        k = check_question(settings, chat.question, None)
+        hits = await find_sources(self.retriever, settings, self.metrics, chat.question, k)
+        if not hits:
+            return ChatTurn(answer=settings.no_answer_text, extras=lambda _: {"sources": []})
+
+        def messages_for(held: list[Hit]) -> list[ChatMessage]:
+            return build_messages(
+                settings.system_prompt,
+                chat.question,
+                held,
+                history=chat.history,
+                instructions=chat.instructions,
+            )
+
+        prompt = await fit_prompt(self.llm, settings, messages_for, hits, max_tokens)
+
+        def sources(answer: str) -> dict[str, object]:
+            return {"sources": [s.model_dump() for s in cited_sources(prompt.hits, answer)]}
+
+        return ChatTurn(prompt.prompt_ids, prompt.max_tokens, extras=sources)
 
     async def start(self) -> None:
         try:

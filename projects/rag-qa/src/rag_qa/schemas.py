@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from rag_qa.fields import Count, Seed, Text
+from rag_qa.openai_schemas import Usage
 from rag_qa.store import DocumentInfo, Hit, SearchFilter
 
 DOCUMENT_ID = r"^[0-9a-f]{32}$"
@@ -106,12 +107,6 @@ class Source(BaseModel):
 
 class SearchResponse(BaseModel):
     results: list[Source]
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
 
 
 class AskResponse(BaseModel):

@@ -173,7 +173,8 @@ async def _clients_through_shutdown(
         for _ in clients:
             await answered.acquire()
         registry = running.server.config.app.state.metrics.registry
-        while not registry.get_sample_value("http_requests_in_flight"):
+        # Polled: the server's gauge is the only sign that it has begun a request.
+        while not registry.get_sample_value("http_requests_in_flight"):  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         terminated = time.perf_counter()
         running.terminate()

@@ -26,9 +26,9 @@ from streaming_chatbot.errors import InvalidInput, ServiceError, error_responses
 from streaming_chatbot.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse
 from streaming_chatbot.history import fit_history
 from streaming_chatbot.openai_api import completion, sampling
+from streaming_chatbot.openai_schemas import ChatCompletion
 from streaming_chatbot.runtime import ChatRuntime
 from streaming_chatbot.schemas import (
-    ChatCompletion,
     Conversation,
     ConversationMessage,
     NewConversation,
@@ -151,7 +151,7 @@ async def send_message(conversation_id: str, body: UserTurn, request: Request) -
 
         async def chunks() -> AsyncIterator[bytes]:
             stream = chat_completion_chunks(
-                generation,
+                generation.events(),
                 completion_id=completion_id,
                 created=created,
                 model=settings.model_name,

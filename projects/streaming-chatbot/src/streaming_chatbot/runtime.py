@@ -9,9 +9,10 @@ from streaming_chatbot.conversations import (
     MemoryConversationStore,
     RedisConversationStore,
 )
-from streaming_chatbot.generation import LLM
+from streaming_chatbot.generation import LLM, ChatMessage
 from streaming_chatbot.limits import ClientRateLimit
 from streaming_chatbot.observability import Metrics
+from streaming_chatbot.openai_api import ChatTurn
 from streaming_chatbot.settings import Settings
 
 
@@ -43,6 +44,11 @@ class ChatRuntime:
     @property
     def failure(self) -> str | None:
         return self._failure or self.llm.failure
+
+    async def chat_turn(self, messages: list[ChatMessage], max_tokens: int | None) -> ChatTurn:
+        """The messages as they are: the chat template makes the prompt of them."""
+        prompt_ids = await self.llm.count(messages)
+        return ChatTurn(prompt_ids, self.llm.budget(len(prompt_ids), max_tokens))
 
     async def start(self) -> None:
         if self.redis is not None:

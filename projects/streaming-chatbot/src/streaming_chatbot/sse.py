@@ -6,13 +6,14 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from streaming_chatbot.engines.base import Finished, TextDelta
+from streaming_chatbot.engines.base import EngineEvent, Finished, TextDelta
 from streaming_chatbot.event_stream import stream_error
-from streaming_chatbot.generation import Generation
+
+Extras = Callable[[str], dict[str, object]]
 
 
 async def chat_completion_chunks(
-    generation: Generation,
+    events: AsyncIterator[EngineEvent],
     *,
     completion_id: str,
     created: int,
@@ -20,8 +21,12 @@ async def chat_completion_chunks(
     request_id: str | None,
     include_usage: bool,
     on_finish: Callable[[str, Finished], Awaitable[None]] | None = None,
+    extras: Extras | None = None,
 ) -> AsyncIterator[bytes]:
     """The role first, then text as it comes, then the finish reason, then [DONE].
+
+    `extras`, given the whole answer, returns fields the finishing chunk carries beside
+    OpenAI's (as the completion carries them when not streamed).
 
     With `include_usage` (OpenAI's `stream_options.include_usage`), every chunk carries
     `"usage": null` and one more chunk, with no choices, carries the token usage before
@@ -30,22 +35,23 @@ async def chat_completion_chunks(
     """
     usage_field: dict[str, object] = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, str], finish: str | None = None) -> bytes:
+    def chunk(delta: dict[str, str], finish: str | None = None, **more: object) -> bytes:
         choices = [{"index": 0, "delta": delta, "finish_reason": finish}]
-        return _event(completion_id, created, model, choices, **usage_field)
+        return _event(completion_id, created, model, choices, **usage_field, **more)
 
     yield chunk({"role": "assistant", "content": ""})
     parts: list[str] = []
     try:
-        async with contextlib.aclosing(generation.events()) as events:
+        async with contextlib.aclosing(events):
             async for event in events:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     yield chunk({"content": event.text})
                 elif isinstance(event, Finished):
+                    text = "".join(parts)
                     if on_finish is not None:
-                        await on_finish("".join(parts), event)
-                    yield chunk({}, event.reason)
+                        await on_finish(text, event)
+                    yield chunk({}, event.reason, **(extras(text) if extras else {}))
                     if include_usage:
                         yield _event(completion_id, created, model, [], usage=event.usage())
     except Exception as exc:

@@ -69,18 +69,23 @@ def test_disconnect_mid_stream_stops_generation_in_the_engine(
         assert response.status_code == 200
         # Held in a variable: a dropped line iterator would close the connection early.
         lines = response.iter_lines()
+        started = time.monotonic()
         received = 0
         while received < 5:
             if next(lines).startswith("data: {"):
                 received += 1
+        first_chunks_s = time.monotonic() - started
         # vLLM publishes its gauges once per engine step, a beat behind the tokens: keep
         # reading while waiting for the engine to report the generation.
-        deadline = time.monotonic() + 5
-        running, _ = engine_numbers(engine, engine_url, request)
+        deadline = time.monotonic() + 20
+        running, tokens = engine_numbers(engine, engine_url, request)
         while running < 1 and time.monotonic() < deadline:
             next(lines)
-            running, _ = engine_numbers(engine, engine_url, request)
-        assert running >= 1, "the generation should be running while we read it"
+            running, tokens = engine_numbers(engine, engine_url, request)
+        assert running >= 1, (
+            f"the generation should be running while we read it: the first chunks took "
+            f"{first_chunks_s:.1f} s, and {tokens - tokens_before:.0f} tokens are generated"
+        )
     # The connection is closed here, with ~1500 tokens still to generate.
 
     running, tokens_after_close = wait_until_idle(engine, engine_url, request)

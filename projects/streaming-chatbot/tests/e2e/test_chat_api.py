@@ -1,4 +1,5 @@
-"""The OpenAI-compatible API, against each engine: formats, the official client, sampling."""
+"""The OpenAI-compatible API, against each engine: formats and sampling (the official client's
+contract is tests/e2e/test_openai_client.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import json
 from pathlib import Path
 
 import httpx
-import openai
 import pytest
 from transformers import AutoTokenizer
 
@@ -104,60 +104,6 @@ def test_greedy_stream_and_non_stream_give_the_same_text(
     ).json()["choices"][0]["message"]["content"]
     assert whole
     assert streamed_text(stream_events(engine_url, body, auth_headers)) == whole
-
-
-def test_the_official_openai_client_streams(engine_url: str, auth_headers: dict[str, str]) -> None:
-    client = openai.OpenAI(
-        base_url=engine_url + "/v1", api_key="unused", default_headers=auth_headers
-    )
-    stream = client.chat.completions.create(
-        model=MODEL_NAME,
-        messages=[{"role": "user", "content": QUESTION}],
-        stream=True,
-        stream_options={"include_usage": True},
-        max_tokens=24,
-        temperature=0,
-    )
-    chunks = list(stream)
-    pieces = [c.choices[0].delta.content for c in chunks if c.choices]
-    pieces = [piece for piece in pieces if piece]
-    assert len(pieces) > 2
-    assert "Paris" in "".join(pieces)
-    usage = chunks[-1].usage
-    assert chunks[-1].choices == []
-    assert usage is not None
-    assert usage.completion_tokens >= len(pieces)
-
-    models = client.models.list()
-    assert [m.id for m in models.data] == [MODEL_NAME]
-
-
-def test_the_official_openai_client_gets_its_own_exception_for_each_error(
-    engine_url: str, auth_headers: dict[str, str]
-) -> None:
-    client = openai.OpenAI(
-        base_url=engine_url + "/v1", api_key="unused", default_headers=auth_headers, max_retries=0
-    )
-    question = [{"role": "user", "content": QUESTION}]
-    with pytest.raises(openai.NotFoundError) as unknown:
-        client.chat.completions.create(model="no-such-model", messages=question)  # type: ignore[arg-type]
-    assert unknown.value.body["code"] == "model_not_found"  # type: ignore[index]
-    with pytest.raises(openai.BadRequestError) as refused:
-        client.chat.completions.create(
-            model=MODEL_NAME,
-            messages=question,  # type: ignore[arg-type]
-            response_format={"type": "json_object"},
-        )
-    assert refused.value.body["code"] == "unsupported_field"  # type: ignore[index]
-    with pytest.raises(openai.UnprocessableEntityError):
-        client.chat.completions.create(model=MODEL_NAME, messages=question, temperature=5)  # type: ignore[arg-type]
-    with pytest.raises(openai.BadRequestError) as too_long:
-        client.chat.completions.create(
-            model=MODEL_NAME,
-            messages=question,  # type: ignore[arg-type]
-            max_tokens=10**6,
-        )
-    assert too_long.value.body["code"] == "context_length_exceeded"  # type: ignore[index]
 
 
 def test_max_tokens_ends_with_length(engine_url: str, auth_headers: dict[str, str]) -> None:

@@ -1,0 +1,92 @@
+"""Grounding, shared by `/v1/ask` and the chat route: the question's checks, the sources it
+finds above the score threshold, the prompt that holds as many of them as fit beside the
+answer, and the sources listed back as the answer cites them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+
+from rag_qa.errors import ServiceError
+from rag_qa.generation import LLM, ChatMessage
+from rag_qa.observability import Metrics
+from rag_qa.prompting import cited_numbers
+from rag_qa.retrieval import Retriever
+from rag_qa.schemas import Source
+from rag_qa.settings import Settings
+from rag_qa.store import Hit, SearchFilter
+
+
+class QuestionTooLong(ServiceError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "question_too_long"
+
+
+class TopKTooLarge(ServiceError):
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY
+    code = "top_k_too_large"
+
+
+def check_question(settings: Settings, text: str, top_k: int | None) -> int:
+    """The top_k to use; 422 for a question over the length limit or a top_k too large."""
+    if len(text) > settings.max_question_chars:
+        raise QuestionTooLong(
+            f"the question has {len(text)} characters; the limit is {settings.max_question_chars}",
+            details={"length": len(text), "limit": settings.max_question_chars},
+        )
+    k = top_k or settings.top_k
+    if k > settings.max_top_k:
+        raise TopKTooLarge(f"top_k may be at most {settings.max_top_k}")
+    return k
+
+
+async def find_sources(
+    retriever: Retriever,
+    settings: Settings,
+    metrics: Metrics,
+    question: str,
+    k: int,
+    where: SearchFilter | None = None,
+    rerank: str | None = None,
+) -> list[Hit]:
+    """The chunks that score at least `min_score`, best first; none means no answer."""
+    found = await asyncio.to_thread(
+        retriever.search, question, k, where, rerank=rerank or settings.rerank
+    )
+    hits = [hit for hit in found if hit.score >= settings.min_score]
+    metrics.rag_questions.labels(outcome="answered" if hits else "no_answer").inc()
+    return hits
+
+
+@dataclass(frozen=True)
+class GroundedPrompt:
+    prompt_ids: list[int]
+    hits: list[Hit]  # the sources the prompt holds, numbered from 1 in this order
+    max_tokens: int
+
+
+async def fit_prompt(
+    llm: LLM,
+    settings: Settings,
+    messages_for: Callable[[list[Hit]], list[ChatMessage]],
+    hits: list[Hit],
+    max_tokens: int | None,
+) -> GroundedPrompt:
+    """The prompt with as many sources as fit beside the answer, best first; with one
+    source left, an answer that still does not fit is a 400 (context_length_exceeded)."""
+    wanted = max_tokens or settings.answer_max_tokens
+    while True:
+        prompt_ids = await llm.count(messages_for(hits))
+        if len(prompt_ids) + wanted <= settings.max_context_tokens or len(hits) == 1:
+            return GroundedPrompt(prompt_ids, hits, llm.budget(len(prompt_ids), wanted))
+        hits = hits[:-1]
+
+
+def cited_sources(hits: list[Hit], answer: str) -> list[Source]:
+    """The sources the prompt held, `cited` set on those the answer cites."""
+    cited = cited_numbers(answer, len(hits))
+    return [
+        Source.of(number, hit, cited=number in cited) for number, hit in enumerate(hits, start=1)
+    ]
