@@ -34,7 +34,7 @@ from rag_qa.openai_schemas import (
 )
 from rag_qa.service import ready_runtime
 from rag_qa.settings import Settings
-from rag_qa.sse import Extras, chat_completion_chunks
+from rag_qa.sse import Extras, chat_completion_chunks, no_extras
 
 router = APIRouter(prefix="/v1", tags=["chat"])
 
@@ -51,10 +51,6 @@ class UnsupportedField(ServiceError):
     code = "unsupported_field"
 
 
-def _no_extras(text: str) -> dict[str, object]:
-    return {}
-
-
 @dataclass(frozen=True)
 class ChatTurn:
     """What a service makes of a chat: the prompt the model reads and the answer's token
@@ -64,7 +60,7 @@ class ChatTurn:
     prompt_ids: list[int] = field(default_factory=list)
     max_tokens: int = 0
     answer: str | None = None
-    extras: Extras = _no_extras
+    extras: Extras = no_extras
 
 
 class ChatService(Protocol):
@@ -204,7 +200,7 @@ def completion(
     model: str,
     text: str,
     finished: Finished,
-    extras: Extras = _no_extras,
+    extras: Extras = no_extras,
 ) -> ChatCompletion:
     return ChatCompletion(
         id=completion_id,

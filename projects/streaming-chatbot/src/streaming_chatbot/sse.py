@@ -12,6 +12,11 @@ from streaming_chatbot.event_stream import stream_error
 Extras = Callable[[str], dict[str, object]]
 
 
+def no_extras(text: str) -> dict[str, object]:
+    """Extras for an answer that carries nothing beside OpenAI's fields."""
+    return {}
+
+
 async def chat_completion_chunks(
     events: AsyncIterator[EngineEvent],
     *,
@@ -21,7 +26,7 @@ async def chat_completion_chunks(
     request_id: str | None,
     include_usage: bool,
     on_finish: Callable[[str, Finished], Awaitable[None]] | None = None,
-    extras: Extras | None = None,
+    extras: Extras = no_extras,
 ) -> AsyncIterator[bytes]:
     """The role first, then text as it comes, then the finish reason, then [DONE].
 
@@ -51,7 +56,7 @@ async def chat_completion_chunks(
                     text = "".join(parts)
                     if on_finish is not None:
                         await on_finish(text, event)
-                    yield chunk({}, event.reason, **(extras(text) if extras else {}))
+                    yield chunk({}, event.reason, **extras(text))
                     if include_usage:
                         yield _event(completion_id, created, model, [], usage=event.usage())
     except Exception as exc:
