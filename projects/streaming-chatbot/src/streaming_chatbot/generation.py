@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import anyio
@@ -67,13 +68,14 @@ class StreamSlot:
     overloaded replica refuses it first. `LLM.open` takes it over; a block that ends
     without opening a generation gives it back."""
 
-    def __init__(self, slots: StreamSlots) -> None:
+    def __init__(self, slots: StreamSlots, taken: Occupancy) -> None:
         self._slots: StreamSlots | None = slots
+        self._taken = taken
         self.taken_over = False
 
     def release(self, streamed_s: float | None = None) -> None:
         if self._slots is not None:
-            self._slots.release(streamed_s)
+            self._slots.release(self._taken, streamed_s)
             self._slots = None
 
     def __enter__(self) -> StreamSlot:
@@ -82,6 +84,14 @@ class StreamSlot:
     def __exit__(self, *exc: object) -> None:
         if not self.taken_over:
             self.release()
+
+
+@dataclass(frozen=True)
+class Occupancy:
+    """A reading of the engine's occupancy: when, and the busy slot-seconds until then."""
+
+    at: float
+    busy_s: float
 
 
 class StreamSlots:
@@ -94,6 +104,12 @@ class StreamSlots:
     use more than ADMIT_SHARE of the first-token deadline is refused at once (429 and
     Retry-After), rather than admitted to time out later. Until a duration is measured,
     one round beyond the engine is admitted.
+
+    A duration is measured as if the engine were full: a stream that ran beside fewer
+    streams than the engine takes counts as longer, in proportion (decoding on a CPU shares
+    its cores, so a stream measured alone runs twice as long beside a second). Where
+    batching is nearly free, as on a GPU, that errs towards refusing, and only the streams
+    beyond the engine, until streams measured on a full engine correct it.
     """
 
     def __init__(
@@ -103,9 +119,10 @@ class StreamSlots:
         self.concurrency = concurrency
         self.first_token_timeout_s = first_token_timeout_s
         self.active = 0
-        # How long the engine works on a stream (prefill and decode), smoothed.
+        # How long the engine works on a stream (prefill and decode) when full, smoothed.
         self.stream_duration_s: float | None = None
         self._admitted: collections.deque[float] = collections.deque()  # when, oldest first
+        self._occupancy = Occupancy(time.monotonic(), 0.0)
         self._metrics = metrics
         metrics.llm_max_streams.set(limit)
 
@@ -122,15 +139,16 @@ class StreamSlots:
             heapq.heappush(free_at, start + duration)
         return max(0.0, free_at[0] - time.monotonic())
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self) -> StreamSlot | None:
         if self.active >= self.limit:
-            return False
+            return None
         if self.expected_wait_s() > ADMIT_SHARE * self.first_token_timeout_s:
-            return False
+            return None
+        taken = self._read_occupancy()
         self.active += 1
-        self._admitted.append(time.monotonic())
+        self._admitted.append(taken.at)
         self._metrics.llm_active_streams.set(self.active)
-        return True
+        return StreamSlot(self, taken)
 
     def retry_after_s(self) -> int:
         """When a slot is likely to be free: one stream's share of the engine."""
@@ -138,16 +156,30 @@ class StreamSlots:
             return 1
         return max(1, math.ceil(self.stream_duration_s / self.concurrency))
 
-    def release(self, streamed_s: float | None = None) -> None:
-        """Frees a slot; `streamed_s`, the engine's time on the stream, feeds the estimate."""
+    def release(self, taken: Occupancy, streamed_s: float | None = None) -> None:
+        """Frees the slot taken at `taken`; `streamed_s`, the engine's time on the stream,
+        feeds the estimate."""
+        now = self._read_occupancy()
         self.active -= 1
         self._admitted.popleft()  # streams mostly end in the order they started
         self._metrics.llm_active_streams.set(self.active)
-        if streamed_s is not None:
-            previous = self.stream_duration_s
-            self.stream_duration_s = (
-                streamed_s if previous is None else previous + SMOOTHING * (streamed_s - previous)
-            )
+        if streamed_s is None:
+            return
+        held_s = now.at - taken.at
+        busy = (now.busy_s - taken.busy_s) / held_s if held_s > 0 else self.concurrency
+        full_s = streamed_s * self.concurrency / min(max(busy, 1.0), self.concurrency)
+        previous = self.stream_duration_s
+        self.stream_duration_s = (
+            full_s if previous is None else previous + SMOOTHING * (full_s - previous)
+        )
+
+    def _read_occupancy(self) -> Occupancy:
+        """The busy slot-seconds (streams the engine works on, times seconds) until now."""
+        now = time.monotonic()
+        last = self._occupancy
+        busy_s = last.busy_s + min(self.active, self.concurrency) * (now - last.at)
+        self._occupancy = Occupancy(now, busy_s)
+        return self._occupancy
 
 
 class Generation:
@@ -300,7 +332,8 @@ class LLM:
         slots = self.slots
         if self.engine is None or slots is None or not self.engine.ready:
             raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
-        if not slots.try_acquire():
+        slot = slots.try_acquire()
+        if slot is None:
             self.metrics.llm_rejected.labels(reason="too_many_streams").inc()
             raise TooManyStreams(
                 f"this replica serves {slots.active} streams ({slots.limit} at most) and a new "
@@ -308,7 +341,7 @@ class LLM:
                 "first-token deadline; retry shortly",
                 headers={"Retry-After": str(slots.retry_after_s())},
             )
-        return StreamSlot(slots)
+        return slot
 
     async def open(
         self,
