@@ -4,14 +4,14 @@ to build a service that can take `capacity` of them at once."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI
 
-from image_classification.admission import rss_bytes
+# Where the shared tests take the service's memory peak from: the service's own sampler.
+from image_classification.admission import PeakRSS as PeakRSS
 
 
 @dataclass(frozen=True)
@@ -24,24 +24,3 @@ class Workload:
     # Whether a burst of ten times `capacity` is refused in part. False only for a service
     # that keeps up with any burst (one that answers from memory in microseconds).
     refuses: bool = True
-
-
-class PeakRSS:
-    """Samples this process's resident memory (the server runs in it) every few ms."""
-
-    def __init__(self) -> None:
-        self.peak = self.baseline = rss_bytes()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, rss_bytes())

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 from opentelemetry import trace
 
+from image_classification.admission import PeakRSS
 from image_classification.batching import Admission, BatchFn, MicroBatcher
 from image_classification.decoding import Decoder
 from image_classification.errors import NotReady
@@ -36,6 +37,8 @@ class ClassifierRuntime:
         self.decoder = Decoder(settings.decode_workers, retry_after_s=settings.retry_after_s)
         self._ready = False
         self._failure: str | None = None
+        # What batches in flight take beyond their inputs, as the warm-up measures it.
+        self.working_bytes = 0
 
     @property
     def ready(self) -> bool:
@@ -53,7 +56,7 @@ class ClassifierRuntime:
         started = time.perf_counter()
         try:
             infer, concurrent_batches = await self._load()
-            await self._warm_up(infer)
+            await self._warm_up(infer, concurrent_batches)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -82,17 +85,22 @@ class ClassifierRuntime:
         self.device = str(classifier.device)
         return classifier.predict, self.settings.inference_workers
 
-    async def _warm_up(self, infer: BatchFn[np.ndarray, np.ndarray]) -> None:
-        """Runs the smallest and largest batch once each, so first requests pay no set-up cost."""
+    async def _warm_up(self, infer: BatchFn[np.ndarray, np.ndarray], concurrent: int) -> None:
+        """Runs the smallest and largest batch once each, so first requests pay no set-up
+        cost, and measures what the largest takes while it runs: `concurrent` of them at
+        once is the model's working memory."""
         assert self.metadata is not None
         shape = self.metadata.preprocessing.shape
         for _ in range(self.settings.warmup_iterations):
             for size in sorted({1, self.settings.max_batch_size}):
                 batch = [np.zeros(shape, dtype=np.float32)] * size
-                if asyncio.iscoroutinefunction(infer):
-                    await infer(batch)
-                else:
-                    await asyncio.to_thread(infer, batch)
+                with PeakRSS() as rss:
+                    if asyncio.iscoroutinefunction(infer):
+                        await infer(batch)
+                    else:
+                        await asyncio.to_thread(infer, batch)
+                if size == self.settings.max_batch_size:
+                    self.working_bytes = max(self.working_bytes, rss.over_baseline * concurrent)
 
     async def stop(self) -> None:
         self._ready = False

@@ -12,13 +12,12 @@ from collections.abc import Callable
 import httpx
 from PIL import Image
 
-from image_classification.admission import rss_bytes
+from image_classification.admission import PeakRSS, rss_bytes
 from image_classification.app import create_app
 from image_classification.settings import Settings
 from tests.images import encode
 from tests.live_server import serve
 from tests.metrics import metric_samples, metric_value
-from tests.workload import PeakRSS
 
 
 def batch_histogram(metrics_text: str) -> dict[float, float]:

@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "SearchRequest.top_k": top_k,
             "AskRequest.question": question,
             "AskRequest.top_k": top_k,
+            **openai_api.schema_limits(settings),
         },
     )
     return app

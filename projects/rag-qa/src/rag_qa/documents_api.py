@@ -22,11 +22,31 @@ class DocumentNotFound(ServiceError):
     code = "document_not_found"
 
 
+# What the upload's file part may be, in the schema: the types read, and a name that says
+# which (the file name's extension decides how a file is read; the part's type does not).
+_UPLOAD_ENCODING = {
+    "file": {
+        "contentType": "text/plain, text/markdown, text/html, application/pdf",
+        "headers": {
+            "Content-Disposition": {
+                "schema": {
+                    "type": "string",
+                    "example": 'form-data; name="file"; filename="notes.txt"',
+                }
+            }
+        },
+    }
+}
+
+
 @router.post(
     "",
     response_model=IngestResponse,
     status_code=HTTPStatus.CREATED,
     summary="Ingest a .txt, .md, .html or .pdf file (multipart field `file`)",
+    openapi_extra={
+        "requestBody": {"content": {"multipart/form-data": {"encoding": _UPLOAD_ENCODING}}}
+    },
     responses={
         200: {"description": "The same text was already stored; nothing was added"},
         **error_responses(

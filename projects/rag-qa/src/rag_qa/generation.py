@@ -269,6 +269,12 @@ class LLM:
     def failure(self) -> str | None:
         return self._failure or (self.engine.failure if self.engine else None)
 
+    @property
+    def working_bytes(self) -> int:
+        """None set aside: each generation reserves its KV cache as it opens (`open`), and
+        the forward pass's activations beyond that cache are not accounted."""
+        return 0
+
     async def start(self) -> None:
         started = time.perf_counter()
         try:

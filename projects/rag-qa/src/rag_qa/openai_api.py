@@ -32,6 +32,7 @@ from rag_qa.openai_schemas import (
     SamplingFields,
     Usage,
 )
+from rag_qa.openapi import SchemaLimits
 from rag_qa.service import ready_runtime
 from rag_qa.settings import Settings
 from rag_qa.sse import Extras, chat_completion_chunks, no_extras
@@ -91,6 +92,11 @@ def _card(settings: Settings) -> ModelCard:
         owned_by=settings.service_name,
         max_model_len=settings.max_context_tokens,
     )
+
+
+def schema_limits(settings: Settings) -> SchemaLimits:
+    """What the routes' schema says from settings: the one model served."""
+    return {"ChatCompletionRequest.model": {"enum": [settings.model_name]}}
 
 
 def _served(settings: Settings, model: str) -> None:

@@ -54,6 +54,10 @@ class RagRuntime:
     def failure(self) -> str | None:
         return self._failure or self.llm.failure
 
+    @property
+    def working_bytes(self) -> int:
+        return self.embedder.working_bytes + self.llm.working_bytes
+
     async def chat_turn(self, messages: list[ChatMessage], max_tokens: int | None) -> ChatTurn:
         """A chat answered from the documents: its last message is the question, retrieved
         on and answered from the sources that fit, listed in the completion's `sources`

@@ -21,6 +21,7 @@ from rag_qa.onnx_export import PARITY_TOLERANCE
 from rag_qa.onnx_model import InvalidOnnxModel, OnnxModel
 from rag_qa.settings import Settings
 from tests.conftest import CORPUS, PROJECT
+from tests.unit.test_embedder_memory import peak_of_full_batches
 
 QUESTIONS = load_questions(PROJECT / "eval" / "qa.jsonl")
 TEXTS = [
@@ -95,6 +96,15 @@ def test_the_service_setting_retrieves_with_the_published_model(
     assert loaded.count_tokens(["Bell Rock"]) == embedder().count_tokens(["Bell Rock"])
     vectors = loaded.embed(TEXTS, purpose="query")
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-3)
+
+
+def test_the_working_memory_holds_a_full_batch_on_onnxruntime(
+    exported: PublishedEmbedder,
+) -> None:
+    loaded = embedder(embedding_runtime="onnxruntime", embedding_model_path=exported.folder)
+    peak = peak_of_full_batches(loaded)
+    print(f"peak {peak / 2**20:.0f} MB, set aside {loaded.working_bytes / 2**20:.0f} MB")
+    assert peak <= loaded.working_bytes
 
 
 def _copy(exported: PublishedEmbedder, target: Path) -> Path:

@@ -7,9 +7,10 @@ tokens) reserves what the expansion will take before it starts. What does not fi
 answered 503 `overloaded` with Retry-After at once, so a burst is refused instead of
 taking the process past its container's memory limit.
 
-The budget is a share of what the memory limit leaves once the model is loaded: the limit
-is `APP_MEMORY_LIMIT_BYTES` (the chart sets it to the container's limit), else the
-cgroup's, else the machine's memory.
+The budget is a share of what the memory limit leaves once the model is loaded and its
+working memory set aside (what the model takes while it works that no request reserves,
+one batch's activations, say): the limit is `APP_MEMORY_LIMIT_BYTES` (the chart sets it to
+the container's limit), else the cgroup's, else the machine's memory.
 """
 
 from __future__ import annotations
@@ -102,12 +103,14 @@ class Reservation:
             self._budget._give_back(nbytes)
 
 
-def budget_bytes(settings: Settings) -> int:
-    """The budget: set outright, or the settings' share of the limit above current RSS."""
+def budget_bytes(settings: Settings, working_bytes: int = 0) -> int:
+    """The budget: set outright, or the settings' share of the limit above current RSS and
+    the model's `working_bytes`."""
     if settings.request_memory_bytes is not None:
         return settings.request_memory_bytes
     limit = settings.memory_limit_bytes or memory_limit_bytes()
-    return max(0, int((limit - rss_bytes()) * settings.request_memory_fraction))
+    free = limit - rss_bytes() - working_bytes
+    return max(0, int(free * settings.request_memory_fraction))
 
 
 def memory_limit_bytes() -> int:
@@ -126,6 +129,35 @@ def rss_bytes() -> int:
     """This process's resident memory."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """This process's resident memory at its highest while the block runs, sampled every
+    few milliseconds from a thread of its own (a peak shorter than that can be missed)."""
+
+    def __init__(self, interval_s: float = 0.002) -> None:
+        self.peak = self.baseline = rss_bytes()
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    @property
+    def over_baseline(self) -> int:
+        return self.peak - self.baseline
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self.baseline = rss_bytes()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self.peak = max(self.peak, rss_bytes())
 
 
 def _load_trim() -> ctypes._CFuncPtr | None:

@@ -32,6 +32,7 @@ from streaming_chatbot.openai_schemas import (
     SamplingFields,
     Usage,
 )
+from streaming_chatbot.openapi import SchemaLimits
 from streaming_chatbot.service import ready_runtime
 from streaming_chatbot.settings import Settings
 from streaming_chatbot.sse import Extras, chat_completion_chunks, no_extras
@@ -91,6 +92,11 @@ def _card(settings: Settings) -> ModelCard:
         owned_by=settings.service_name,
         max_model_len=settings.max_context_tokens,
     )
+
+
+def schema_limits(settings: Settings) -> SchemaLimits:
+    """What the routes' schema says from settings: the one model served."""
+    return {"ChatCompletionRequest.model": {"enum": [settings.model_name]}}
 
 
 def _served(settings: Settings, model: str) -> None:

@@ -45,6 +45,10 @@ class ChatRuntime:
     def failure(self) -> str | None:
         return self._failure or self.llm.failure
 
+    @property
+    def working_bytes(self) -> int:
+        return self.llm.working_bytes
+
     async def chat_turn(self, messages: list[ChatMessage], max_tokens: int | None) -> ChatTurn:
         """The messages as they are: the chat template makes the prompt of them."""
         prompt_ids = await self.llm.count(messages)

@@ -46,6 +46,12 @@ class ModelRuntime(Protocol):
     @property
     def failure(self) -> str | None: ...
 
+    @property
+    def working_bytes(self) -> int:
+        """Memory the model takes while it works, beyond what it holds once loaded, that
+        no request reserves (one batch's activations, say); kept out of the budget."""
+        ...
+
     async def start(self) -> None:
         """Loads and warms up the model; `ready` turns true when it returns."""
 
@@ -123,9 +129,14 @@ async def _start(runtime: ModelRuntime, settings: Settings, budget: MemoryBudget
         # The runtime records the failure; the probes report it.
         logger.exception("model failed to load")
         return
-    # Now that the model holds its memory, the budget is a share of what is left.
-    budget.resize(budget_bytes(settings))
-    logger.info("memory budget for requests in flight: %d bytes", budget.limit_bytes)
+    # Now that the model holds its memory, the budget is a share of what is left once its
+    # working memory is set aside.
+    budget.resize(budget_bytes(settings, runtime.working_bytes))
+    logger.info(
+        "memory budget for requests in flight: %d bytes (%d set aside for the model at work)",
+        budget.limit_bytes,
+        runtime.working_bytes,
+    )
 
 
 class ProbeStatus(BaseModel):

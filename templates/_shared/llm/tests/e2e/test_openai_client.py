@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import openai
 import pytest
 
@@ -49,6 +50,14 @@ def test_the_served_model_is_listed_and_retrieved(client: openai.OpenAI, model: 
     with pytest.raises(openai.NotFoundError) as missing:
         client.models.retrieve("no-such-model")
     assert missing.value.code == "model_not_found"
+
+
+def test_the_schema_names_the_served_model(client: openai.OpenAI, model: str) -> None:
+    """What the OpenAPI document allows for `model` is what the route serves, so a client
+    generated from it (or a fuzzer) sends a model that is answered."""
+    schema = httpx.get(str(client.base_url).removesuffix("v1/") + "openapi.json").json()
+    request = schema["components"]["schemas"]["ChatCompletionRequest"]
+    assert request["properties"]["model"]["enum"] == [model]
 
 
 def test_a_completion(client: openai.OpenAI, model: str, chat_question: str) -> None:

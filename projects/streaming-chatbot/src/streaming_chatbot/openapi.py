@@ -1,10 +1,11 @@
 """Limits that come from settings, stated in the OpenAPI document.
 
 A request model's schema is fixed when its module is imported, but some bounds are set per
-deployment (a largest top_k, a longest question). `state_limits` writes them into the
-document the app serves, so what the schema allows is what the service accepts:
+deployment (the model served, a largest top_k). `state_limits` writes them into the
+document the app serves, so what the schema allows is what the service accepts, and a
+schema fuzzer reaches the answering paths rather than only the refusals:
 
-    state_limits(app, {"AskRequest.top_k": {"maximum": settings.max_top_k}})
+    state_limits(app, {"ChatCompletionRequest.model": {"enum": [settings.model_name]}})
 """
 
 from __future__ import annotations
