@@ -36,33 +36,39 @@ NOT_CONNECTED = {"ConnectError", "ReadError", "RemoteProtocolError"}
 @dataclass(frozen=True)
 class Answer:
     status: int  # 0: no HTTP answer (the connection failed)
-    started: float  # when the request was sent whole (or, unsent, when sending began)
-    seconds: float  # from then until the answer was read whole
+    began: float  # when the client began the request (connecting, writing)
+    sent: float  # when the request was sent whole (unsent: when it began)
+    ended: float  # when the answer was read whole, or the connection failed
     code: str = ""  # the error body's code
     retry_after: str = ""
     failure: str = ""  # the transport error, when there was no answer
 
+    @property
+    def seconds(self) -> float:
+        """The service's time: from the request's last byte written to its answer read,
+        leaving out the client's own work of building and writing the request (on a small
+        machine, most of a refusal's time as the client sees it)."""
+        return self.ended - self.sent
+
 
 async def _send(http: httpx.AsyncClient, request: httpx.Request) -> Answer:
-    """Sends a request built beforehand and times the service alone: from its last byte
-    written to its answer read, leaving out the client's own work of building and writing
-    the request (on a small machine, most of a refusal's time as the client sees it)."""
-    started = time.perf_counter()
+    """Sends a request built beforehand, noting when it was sent whole."""
+    began = sent = time.perf_counter()
 
     async def trace(event: str, info: dict[str, Any]) -> None:
-        nonlocal started
+        nonlocal sent
         if event == "http11.send_request_body.complete":
-            started = time.perf_counter()
+            sent = time.perf_counter()
 
     request.extensions["trace"] = trace
     try:
         response = await http.send(request)
     except httpx.TransportError as exc:
-        return Answer(0, started, time.perf_counter() - started, failure=type(exc).__name__)
-    seconds = time.perf_counter() - started
+        return Answer(0, began, sent, time.perf_counter(), failure=type(exc).__name__)
+    ended = time.perf_counter()
     code = response.json()["error"]["code"] if response.status_code >= 400 else ""
     retry_after = response.headers.get("Retry-After", "")
-    return Answer(response.status_code, started, seconds, code, retry_after)
+    return Answer(response.status_code, began, sent, ended, code, retry_after)
 
 
 def _p95(values: list[float]) -> float:
@@ -204,7 +210,7 @@ def test_sigterm_finishes_the_requests_in_flight_and_refuses_new_ones(
         )
         running.thread.join(timeout=60)
         assert not running.thread.is_alive(), "the server did not exit after SIGTERM"
-    in_flight = [a for a in answers if a.started < terminated < a.started + a.seconds]
+    in_flight = [a for a in answers if a.began < terminated < a.ended]
     answered = [a for a in answers if a.status != 0]
     failed = [a for a in answers if a.status == 0]
     # What the server counted on the route: every request it began.
