@@ -94,7 +94,7 @@ async def classify(
     # One deadline for the whole request: reading, decoding, queueing and the model.
     deadline = time.monotonic() + settings.request_timeout_s
     # A place in the queue before reading a byte: a full queue refuses at once.
-    with runtime.admit() as place:
+    with runtime.admit() as admission:
         uploads, body_top_k = await _read_images(request, settings)
         metadata = runtime.loaded_metadata()
         with runtime.tracer.start_as_current_span(
@@ -108,7 +108,7 @@ async def classify(
                 deadline=deadline,
             )
         k = body_top_k or top_k or settings.default_top_k
-        predictions = await runtime.classify(arrays, k, deadline=deadline, place=place)
+        predictions = await runtime.classify(arrays, k, deadline=deadline, admission=admission)
     return ClassifyResponse(
         model=metadata.name,
         model_version=metadata.version,

@@ -26,7 +26,6 @@ from typing import Generic, TypeVar
 
 from opentelemetry import trace
 
-from image_classification.admission import Place
 from image_classification.errors import InferenceTimeout, NotReady, Overloaded
 from image_classification.observability import Metrics
 
@@ -36,6 +35,25 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 BatchFn = Callable[[Sequence[T]], Sequence[R] | Awaitable[Sequence[R]]]
+
+
+class Admission:
+    """A request's place in the queue while it reads and decodes its input: held until its
+    items are queued (`submit`) or the request ends."""
+
+    def __init__(self, release: Callable[[], None]) -> None:
+        self._release: Callable[[], None] | None = release
+
+    def release(self) -> None:
+        if self._release is not None:
+            self._release()
+            self._release = None
+
+    def __enter__(self) -> Admission:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 @dataclass(eq=False)
@@ -117,10 +135,9 @@ class MicroBatcher(Generic[T, R]):
             self._executor.shutdown(wait=True)
             self._executor = None
 
-    def admit(self) -> Place:
+    def admit(self) -> Admission:
         """A place in the queue for a request that has yet to read its input, or Overloaded
-        (503) at once when the queued items and the requests admitted before it fill it;
-        held until its items are queued (`submit`) or the request ends."""
+        (503) at once when the queued items and the requests admitted before it fill it."""
         if len(self._queue) + self._admitted >= self.max_queue_size:
             self._metrics.rejected.labels("queue_full").inc()
             raise Overloaded(
@@ -129,22 +146,22 @@ class MicroBatcher(Generic[T, R]):
                 retry_after_s=self.retry_after_s,
             )
         self._admitted += 1
-        return Place(self._leave)
+        return Admission(self._leave)
 
     def _leave(self) -> None:
         self._admitted -= 1
 
     async def submit(
-        self, items: Sequence[T], timeout_s: float, place: Place | None = None
+        self, items: Sequence[T], timeout_s: float, admission: Admission | None = None
     ) -> list[R]:
         """Queues all `items` at once (or none) and waits for their results; the request's
-        `place` in the queue, if it has one, turns into those items.
+        `admission`, if it has one, turns into those items.
 
         Raises Overloaded (503) when the queue cannot take them all, and
         InferenceTimeout (504) when the results are not ready within `timeout_s`.
         """
-        if place is not None:
-            place.release()
+        if admission is not None:
+            admission.release()
         if self._worker is None:
             raise NotReady("the model is not loaded yet", retry_after_s=self.retry_after_s)
         if len(self._queue) + len(items) > self.max_queue_size:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 from opentelemetry import trace
 
-from image_classification.admission import PeakRSS, Place
-from image_classification.batching import BatchFn, MicroBatcher
+from image_classification.admission import PeakRSS
+from image_classification.batching import Admission, BatchFn, MicroBatcher
 from image_classification.decoding import Decoder
 from image_classification.errors import NotReady
 from image_classification.model import ModelMetadata
@@ -115,7 +115,7 @@ class ClassifierRuntime:
             raise NotReady("the model is loading", retry_after_s=self.settings.retry_after_s)
         return self.metadata
 
-    def admit(self) -> Place:
+    def admit(self) -> Admission:
         """A place in the model's queue, taken before the request reads its images; 503 at
         once when the queue is full."""
         if self._batcher is None:
@@ -128,12 +128,12 @@ class ClassifierRuntime:
         top_k: int,
         *,
         deadline: float,
-        place: Place | None = None,
+        admission: Admission | None = None,
     ) -> list[Prediction]:
         """Top-k labels per image, or InferenceTimeout once `deadline` (monotonic) passes."""
         labels = self.loaded_metadata().labels
         assert self._batcher is not None
-        probabilities = await self._batcher.submit(images, deadline - time.monotonic(), place)
+        probabilities = await self._batcher.submit(images, deadline - time.monotonic(), admission)
         k = min(top_k, len(labels))
         predictions = []
         for row in probabilities:

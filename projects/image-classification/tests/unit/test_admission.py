@@ -8,7 +8,7 @@ import time
 import pytest
 
 from image_classification import admission
-from image_classification.admission import PeakRSS, Place, budget_bytes
+from image_classification.admission import PeakRSS, budget_bytes
 from image_classification.settings import Settings
 from tests.api_keys import SETTINGS
 
@@ -49,19 +49,3 @@ def test_the_sampler_sees_memory_held_only_while_the_block_runs() -> None:
         worker.join()
     assert held.is_set()
     assert rss.over_baseline >= 64 * 2**20, rss.over_baseline
-
-
-def test_a_place_is_given_back_once_and_not_when_the_work_took_it_over() -> None:
-    given_back: list[str] = []
-    with Place(lambda: given_back.append("left")) as place:
-        assert place.held
-    assert given_back == ["left"]
-    place.release()
-    assert given_back == ["left"]  # once only
-    with Place(lambda: given_back.append("taken")) as taken:
-        taken.taken_over = True
-    assert given_back == ["left"]  # the work gives it back
-    assert taken.held
-    taken.release()
-    assert given_back == ["left", "taken"]
-    assert not taken.held

@@ -20,9 +20,7 @@ import ctypes.util
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Self
 
 from rag_qa.errors import Overloaded
 from rag_qa.observability import Metrics
@@ -85,33 +83,6 @@ class MemoryBudget:
                 self._held_since_trim = 0
         if trim:
             release_free_memory()
-
-
-class Place:
-    """A place a request was admitted to (in a queue, a stream slot), held while it gets
-    its work ready: given back once, by `release` or at the end of the `with` block,
-    unless the work took it over (`taken_over`), which then gives it back itself."""
-
-    def __init__(self, give_back: Callable[[], None]) -> None:
-        self._give_back: Callable[[], None] | None = give_back
-        self.taken_over = False
-
-    @property
-    def held(self) -> bool:
-        return self._give_back is not None
-
-    def release(self) -> None:
-        """Gives the place back; a second call does nothing."""
-        give_back, self._give_back = self._give_back, None
-        if give_back is not None:
-            give_back()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.taken_over:
-            self.release()
 
 
 class Reservation:

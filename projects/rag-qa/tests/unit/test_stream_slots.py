@@ -39,7 +39,7 @@ def test_a_stream_measured_alone_counts_as_long_as_on_a_full_engine(clock: Clock
     stream_slots = slots(concurrency=2)
     alone = take(stream_slots)
     clock.now += 1.5
-    alone.finish(1.5)
+    alone.release(streamed_s=1.5)
     # Beside a second stream, on shared cores, it would have taken twice as long.
     assert stream_slots.stream_duration_s == pytest.approx(3.0)
 
@@ -48,9 +48,9 @@ def test_streams_measured_on_a_full_engine_count_as_they_ran(clock: Clock) -> No
     stream_slots = slots(concurrency=2)
     first, second = take(stream_slots), take(stream_slots)
     clock.now += 3.0
-    first.finish(3.0)
+    first.release(streamed_s=3.0)
     assert stream_slots.stream_duration_s == pytest.approx(3.0)
-    second.finish(3.0)
+    second.release(streamed_s=3.0)
     assert stream_slots.stream_duration_s == pytest.approx(3.0)
 
 
@@ -60,7 +60,7 @@ def test_a_stream_that_would_wait_past_its_share_of_the_deadline_is_refused(
     stream_slots = slots(concurrency=2, timeout_s=6.0)
     warm = take(stream_slots)
     clock.now += 2.0
-    warm.finish(2.0)  # 4 s on a full engine
+    warm.release(streamed_s=2.0)  # 4 s on a full engine
     running = [take(stream_slots), take(stream_slots)]
     # The engine is full for 4 s more; half the 6 s deadline is 3 s: refused at once.
     assert stream_slots.expected_wait_s() == pytest.approx(4.0)
@@ -90,18 +90,7 @@ def test_the_limit_holds_however_quick_streams_are(clock: Clock) -> None:
     stream_slots = slots(concurrency=4, limit=3)
     warm = take(stream_slots)
     clock.now += 0.01
-    warm.finish(0.01)
+    warm.release(streamed_s=0.01)
     for _ in range(3):
         take(stream_slots)
     assert stream_slots.try_acquire() is None
-
-
-def test_a_slot_given_back_twice_frees_one_place(clock: Clock) -> None:
-    stream_slots = slots(concurrency=2)
-    slot = take(stream_slots)
-    clock.now += 1.0
-    slot.finish(1.0)
-    slot.release()
-    slot.finish(1.0)
-    assert stream_slots.active == 0
-    assert stream_slots.stream_duration_s == pytest.approx(2.0)  # measured once

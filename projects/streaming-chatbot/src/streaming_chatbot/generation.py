@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import heapq
 import logging
 import math
@@ -24,7 +23,7 @@ from http import HTTPStatus
 import anyio
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from streaming_chatbot.admission import MemoryBudget, Place
+from streaming_chatbot.admission import MemoryBudget
 from streaming_chatbot.engines import create_engine
 from streaming_chatbot.engines.base import (
     ContextLengthExceeded,
@@ -64,21 +63,27 @@ class TooManyStreams(ServiceError):
     code = "too_many_streams"
 
 
-class StreamSlot(Place):
+class StreamSlot:
     """One stream's place, taken before the request's own work (retrieval, say) so that an
     overloaded replica refuses it first. `LLM.open` takes it over; a block that ends
-    without opening a generation gives it back. Given back by `finish` after a stream the
-    engine finished, it feeds the measured stream duration."""
+    without opening a generation gives it back."""
 
     def __init__(self, slots: StreamSlots, taken: Occupancy) -> None:
-        super().__init__(functools.partial(slots.release, taken))
-        self._measure = functools.partial(slots.measure, taken)
+        self._slots: StreamSlots | None = slots
+        self._taken = taken
+        self.taken_over = False
 
-    def finish(self, streamed_s: float) -> None:
-        """Gives the slot back after a stream the engine spent `streamed_s` on."""
-        if self.held:
-            self._measure(streamed_s)
-        self.release()
+    def release(self, streamed_s: float | None = None) -> None:
+        if self._slots is not None:
+            self._slots.release(self._taken, streamed_s)
+            self._slots = None
+
+    def __enter__(self) -> StreamSlot:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.taken_over:
+            self.release()
 
 
 @dataclass(frozen=True)
@@ -151,17 +156,15 @@ class StreamSlots:
             return 1
         return max(1, math.ceil(self.stream_duration_s / self.concurrency))
 
-    def release(self, taken: Occupancy) -> None:
-        """Frees the slot taken at `taken`."""
-        self._read_occupancy()
+    def release(self, taken: Occupancy, streamed_s: float | None = None) -> None:
+        """Frees the slot taken at `taken`; `streamed_s`, the engine's time on the stream,
+        feeds the estimate."""
+        now = self._read_occupancy()
         self.active -= 1
         self._admitted.popleft()  # streams mostly end in the order they started
         self._metrics.llm_active_streams.set(self.active)
-
-    def measure(self, taken: Occupancy, streamed_s: float) -> None:
-        """Feeds the estimate with a stream, held since `taken`, that the engine spent
-        `streamed_s` on, counted as if the engine had been full meanwhile."""
-        now = self._read_occupancy()
+        if streamed_s is None:
+            return
         held_s = now.at - taken.at
         busy = (now.busy_s - taken.busy_s) / held_s if held_s > 0 else self.concurrency
         full_s = streamed_s * self.concurrency / min(max(busy, 1.0), self.concurrency)
@@ -374,10 +377,7 @@ class LLM:
                 raise
 
         def release(streamed_s: float | None = None) -> None:
-            if streamed_s is None:
-                slot.release()
-            else:
-                slot.finish(streamed_s)
+            slot.release(streamed_s)
             if memory is not None:
                 memory.release()
 
