@@ -136,7 +136,7 @@ class PeakRSS:
     few milliseconds from a thread of its own (a peak shorter than that can be missed)."""
 
     def __init__(self, interval_s: float = 0.002) -> None:
-        self.peak = self.baseline = rss_bytes()
+        self.peak = self.baseline = 0  # read as the block starts
         self._interval_s = interval_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)

@@ -91,16 +91,21 @@ class ClassifierRuntime:
         once is the model's working memory."""
         assert self.metadata is not None
         shape = self.metadata.preprocessing.shape
+        largest = self.settings.max_batch_size
+
+        async def run(size: int) -> None:
+            batch = [np.zeros(shape, dtype=np.float32)] * size
+            if asyncio.iscoroutinefunction(infer):
+                await infer(batch)
+            else:
+                await asyncio.to_thread(infer, batch)
+
         for _ in range(self.settings.warmup_iterations):
-            for size in sorted({1, self.settings.max_batch_size}):
-                batch = [np.zeros(shape, dtype=np.float32)] * size
-                with PeakRSS() as rss:
-                    if asyncio.iscoroutinefunction(infer):
-                        await infer(batch)
-                    else:
-                        await asyncio.to_thread(infer, batch)
-                if size == self.settings.max_batch_size:
-                    self.working_bytes = max(self.working_bytes, rss.over_baseline * concurrent)
+            if largest > 1:
+                await run(1)
+            with PeakRSS() as rss:
+                await run(largest)
+            self.working_bytes = max(self.working_bytes, rss.over_baseline * concurrent)
 
     async def stop(self) -> None:
         self._ready = False

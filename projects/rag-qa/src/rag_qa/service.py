@@ -131,11 +131,12 @@ async def _start(runtime: ModelRuntime, settings: Settings, budget: MemoryBudget
         return
     # Now that the model holds its memory, the budget is a share of what is left once its
     # working memory is set aside.
-    budget.resize(budget_bytes(settings, runtime.working_bytes))
+    working_bytes = runtime.working_bytes
+    budget.resize(budget_bytes(settings, working_bytes))
     logger.info(
         "memory budget for requests in flight: %d bytes (%d set aside for the model at work)",
         budget.limit_bytes,
-        runtime.working_bytes,
+        working_bytes,
     )
 
 
