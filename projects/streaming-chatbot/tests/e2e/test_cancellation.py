@@ -44,14 +44,27 @@ def cancellations(gateway: str) -> float:
 
 
 def wait_until_idle(
-    engine: str, gateway: str, request: pytest.FixtureRequest, timeout_s: float = 5
+    engine: str,
+    gateway: str,
+    request: pytest.FixtureRequest,
+    steady_s: float = 1.5,
+    timeout_s: float = 30,
 ) -> tuple[float, float]:
+    """(running, tokens) once the engine runs nothing and its token count has held still
+    for `steady_s`: vLLM publishes its numbers a beat behind its steps, so a gauge at 0
+    alone can still be one step late. Gives up after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        running, tokens = engine_numbers(engine, gateway, request)
-        if running == 0 or time.monotonic() > deadline:
-            return running, tokens
-        time.sleep(0.05)
+    running, tokens = engine_numbers(engine, gateway, request)
+    steady_since = time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        now_running, now_tokens = engine_numbers(engine, gateway, request)
+        if now_running != running or now_tokens != tokens:
+            running, tokens = now_running, now_tokens
+            steady_since = time.monotonic()
+        elif running == 0 and time.monotonic() - steady_since >= steady_s:
+            break
+    return running, tokens
 
 
 def test_disconnect_mid_stream_stops_generation_in_the_engine(
@@ -69,31 +82,17 @@ def test_disconnect_mid_stream_stops_generation_in_the_engine(
         assert response.status_code == 200
         # Held in a variable: a dropped line iterator would close the connection early.
         lines = response.iter_lines()
-        started = time.monotonic()
         received = 0
         while received < 5:
             if next(lines).startswith("data: {"):
                 received += 1
-        first_chunks_s = time.monotonic() - started
-        # vLLM publishes its gauges once per engine step, a beat behind the tokens: keep
-        # reading while waiting for the engine to report the generation.
-        deadline = time.monotonic() + 20
-        running, tokens = engine_numbers(engine, engine_url, request)
-        while running < 1 and time.monotonic() < deadline:
-            next(lines)
-            running, tokens = engine_numbers(engine, engine_url, request)
-        assert running >= 1, (
-            f"the generation should be running while we read it: the first chunks took "
-            f"{first_chunks_s:.1f} s, and {tokens - tokens_before:.0f} tokens are generated"
-        )
-    # The connection is closed here, with ~1500 tokens still to generate.
+    # The connection is closed here, as soon as the first chunks are read: the engine
+    # could otherwise finish the whole generation into socket buffers before the hang-up.
 
-    running, tokens_after_close = wait_until_idle(engine, engine_url, request)
+    running, tokens_after = wait_until_idle(engine, engine_url, request)
     assert running == 0, "the engine is still generating for a client that left"
-    time.sleep(1.0)
-    _, tokens_later = engine_numbers(engine, engine_url, request)
-    assert tokens_later == tokens_after_close, "tokens kept coming after the generation stopped"
-    produced = tokens_later - tokens_before
+    produced = tokens_after - tokens_before
+    assert produced > 0, "the engine reports no tokens: the generation never ran in it"
     assert produced < LONG / 2, f"{produced} tokens generated for a client that read a few chunks"
 
     assert cancellations(engine_url) == cancelled_before + 1
