@@ -263,12 +263,14 @@ def evaluate(session: nox.Session) -> None:
         session.error(f"no evaluation for {unknown}; kinds with one: {sorted(declared)}")
     for name in wanted:
         path = ROOT / "projects" / name
+        kind = kinds.kind(name)
         _install(session, TORCH_CPU, *_requirements(path, ()))
+        env = {"HF_HUB_OFFLINE": "1", "PYTHONPATH": "src"}
+        # An evaluation that runs the service runs it on the model the tests use.
+        if model := _prepare_needs(session, kind).get("TEST_MODEL_DIR"):
+            env["APP_MODEL_PATH"] = model
         with session.chdir(path):
-            session.run(
-                "python", "-m", kinds.kind(name).package, *declared[name],
-                env={"HF_HUB_OFFLINE": "1", "PYTHONPATH": "src"},
-            )  # fmt: skip
+            session.run("python", "-m", kind.package, *declared[name], env=env)
 
 
 # Each kind's image, and the images of the combinations its manifest names under

@@ -66,11 +66,15 @@ def auth_headers() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def fuzz_url(make_settings: Callable[..., Settings]) -> Iterator[str]:
     """The service as the schema fuzz run meets it: three documents of the evaluation
-    corpus stored and no score threshold, so every question finds sources and reaches the
-    model, with a short context and short answers and no rate limit, so each case answers
-    within seconds."""
+    corpus stored and no score or answerability threshold, so every question finds sources
+    and reaches the model, with a short context and short answers and no rate limit, so
+    each case answers within seconds."""
     settings = make_settings(
-        answer_max_tokens=8, max_context_tokens=512, min_score=0.0, rate_limit_rps=0
+        answer_max_tokens=8,
+        max_context_tokens=512,
+        min_score=0.0,
+        min_answerability=0.0,
+        rate_limit_rps=0,
     )
     with serve(create_app(settings), timeout_s=120) as url:
         for path in sorted(CORPUS.iterdir())[:3]:

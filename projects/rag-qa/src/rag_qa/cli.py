@@ -34,13 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     ask.add_argument("--url", default="http://127.0.0.1:8000")
     ask.add_argument("--api-key", help="X-API-Key header, when the service asks for one")
 
-    evaluate = subcommands.add_parser("eval", help="recall@k and MRR of retrieval on a QA set")
+    evaluate = subcommands.add_parser(
+        "eval", help="retrieval and (--answers) answer quality on a QA set; exit 1 past a gate"
+    )
     evaluate.add_argument("--corpus", type=Path, default=Path("eval/corpus"))
     evaluate.add_argument("--questions", type=Path, default=Path("eval/qa.jsonl"))
     evaluate.add_argument("-k", type=int, default=5)
     evaluate.add_argument(
-        "--min-recall", type=float, default=0.0, help="exit 1 when recall@k is below this"
+        "--answers", action="store_true", help="also ask every question of the service"
     )
+    evaluate.add_argument("--report", type=Path, help="write every figure here, as JSON")
+    for gate, meaning in GATES.items():
+        evaluate.add_argument(f"--{gate}", type=float, help=meaning)
 
     export = subcommands.add_parser(
         "export-embedder",
@@ -74,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "ask":
         return _ask(args.url, args.question, args.api_key)
     if args.command == "eval":
-        return _evaluate(args.corpus, args.questions, args.k, args.min_recall)
+        return _evaluate(args)
     if args.command == "export-embedder":
         return _export_embedder(args)
     return _demo(args.port, args.corpus, once=args.once)
@@ -174,23 +179,85 @@ def _ask(base_url: str, question: str, api_key: str | None) -> int:
     return 0
 
 
-def _evaluate(corpus: Path, questions_path: Path, k: int, min_recall: float) -> int:
-    from rag_qa.evaluation import evaluate, load_questions
+# The gates `eval` takes: a figure and the side of its bound that passes.
+GATES = {
+    "min-recall": "recall@k of the first relevant chunk",
+    "min-evidence-recall": "share of questions with every passage in the top k",
+    "min-multi-evidence-recall": "the same, on multi-fact questions",
+    "min-abstention": "share of unanswerable questions abstained on (with --answers)",
+    "max-false-abstention": "share of answerable questions abstained on",
+    "min-citation-precision": "share of cited sources that hold the evidence",
+    "min-cites-a-source": "share of answered questions citing at least one source",
+    "min-containment": "share of answerable questions whose short answer is in the answer",
+    "max-latency-p50-s": "median ask latency, in seconds",
+    "max-latency-p95-s": "95th percentile ask latency, in seconds",
+}
 
-    questions = load_questions(questions_path)
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from rag_qa.evaluation import (
+        CURVE_THRESHOLDS,
+        evaluate,
+        evaluate_answers,
+        load_questions,
+    )
+
+    questions = load_questions(args.questions)
+    settings = Settings()
     started = time.perf_counter()
-    report = evaluate(Settings(), corpus, questions, k)
+    report = evaluate(settings, args.corpus, questions, args.k)
     for outcome in report.outcomes:
-        if outcome.rank is None:
+        if not outcome.all_found:
             print(
-                f"miss  {outcome.question.document}: {outcome.question.question} "
-                f"(best score {outcome.top_score:.2f})"
+                f"miss  {outcome.question.kind} {outcome.question.document}: "
+                f"{outcome.question.question} ({outcome.found} of "
+                f"{len(outcome.question.evidence)} passages; best score {outcome.top_score:.2f})"
             )
     print(f"{report.summary()} in {time.perf_counter() - started:.1f} s")
-    if report.recall < min_recall:
-        print(f"recall@{k} {report.recall:.3f} is below {min_recall}", file=sys.stderr)
-        return 1
-    return 0
+    figures = {
+        "recall": report.recall,
+        "recall_at_1": report.recall_at(1),
+        "mrr": report.mrr,
+        "evidence-recall": report.evidence_recall(),
+        "multi-evidence-recall": report.evidence_recall("multi"),
+    }
+    answers = None
+    if args.answers:
+        started = time.perf_counter()
+        key: str | None = None
+        answers = evaluate_answers(settings, args.corpus, questions, api_key=key)
+        print("answerability threshold  abstained (unanswerable)  abstained (answerable)")
+        for threshold, abstained, wrongly in answers.curve(CURVE_THRESHOLDS):
+            mark = "  <- min_answerability" if threshold == answers.threshold else ""
+            print(f"{threshold:>23.3f}  {abstained:>24.1%}  {wrongly:>22.1%}{mark}")
+        print(f"{answers.summary()} in {time.perf_counter() - started:.1f} s")
+        figures |= {
+            "abstention": answers.abstention,
+            "false-abstention": answers.false_abstention,
+            "citation-precision": answers.citation_precision,
+            "cites-a-source": answers.cites_a_source,
+            "containment": answers.containment,
+            "latency-p50-s": answers.latency_s(0.5),
+            "latency-p95-s": answers.latency_s(0.95),
+        }
+    if args.report:
+        document = {"retrieval": figures, "answers": answers.to_json() if answers else None}
+        args.report.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    failed = []
+    for gate in GATES:
+        bound = getattr(args, gate.replace("-", "_"))
+        side, _, name = gate.partition("-")
+        if bound is None:
+            continue
+        if name not in figures:
+            print(f"--{gate} needs --answers", file=sys.stderr)
+            return 2
+        value = figures[name]
+        if (value < bound) if side == "min" else (value > bound):
+            failed.append(f"{name} {value:.3f} is {'below' if side == 'min' else 'above'} {bound}")
+    for line in failed:
+        print(line, file=sys.stderr)
+    return 1 if failed else 0
 
 
 def _export_embedder(args: argparse.Namespace) -> int:

@@ -193,22 +193,35 @@ class Generation:
         started: float,
         metrics: Metrics,
         release: Callable[[float | None], None],
+        prompt_tokens: int = 0,
     ) -> None:
         self._first = first
         self._rest = rest
         self._started = started
         self._metrics = metrics
         self._release = release
+        self._prompt_tokens = prompt_tokens
+        self._deltas = 0
+        self._first_at = time.perf_counter()
         self.finished: Finished | None = None
+
+    def stop(self) -> Finished:
+        """Ends the generation where it is, as the service decides (an answer that has said
+        enough): a finish, not a client's disconnect. The caller then closes `events()`,
+        which stops the engine; completion tokens count the text deltas read."""
+        if self.finished is None:
+            self._record(Finished("stop", self._prompt_tokens, self._deltas), self._first_at)
+        return self.finished
 
     async def events(self) -> AsyncIterator[EngineEvent]:
         """Yields every event once, the final `Finished` last."""
         metrics = self._metrics
-        first_at = last = time.perf_counter()
+        first_at = last = self._first_at = time.perf_counter()
         event = self._first
         left = True  # until the engine finishes or fails, an early end is the client's
         try:
             while True:
+                self._deltas += isinstance(event, TextDelta)
                 yield event
                 if isinstance(event, Finished):
                     self._record(event, first_at)
@@ -396,7 +409,14 @@ class LLM:
             await _close(rest)
             raise
         self.metrics.llm_time_to_first_token.observe(time.perf_counter() - started)
-        return Generation(first, rest, started=started, metrics=self.metrics, release=release)
+        return Generation(
+            first,
+            rest,
+            started=started,
+            metrics=self.metrics,
+            release=release,
+            prompt_tokens=len(prompt_ids),
+        )
 
 
 async def _close(events: AsyncIterator[EngineEvent]) -> None:

@@ -1,6 +1,7 @@
 """Grounding, shared by `/v1/ask` and the chat route: the question's checks, the sources it
 finds above the score threshold, the prompt that holds as many of them as fit beside the
-answer, and the sources listed back as the answer cites them."""
+answer, the decision whether they answer the question at all, and the sources listed back
+as the answer's attribution cites them."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from rag_qa.answerability import Answerability, assess
+from rag_qa.embeddings import Embedder
 from rag_qa.errors import ServiceError
+from rag_qa.evidence import Evidence
 from rag_qa.generation import LLM, ChatMessage
 from rag_qa.observability import Metrics
-from rag_qa.prompting import cited_numbers
 from rag_qa.retrieval import Retriever
 from rag_qa.schemas import Source
 from rag_qa.settings import Settings
@@ -45,7 +48,6 @@ def check_question(settings: Settings, text: str, top_k: int | None) -> int:
 async def find_sources(
     retriever: Retriever,
     settings: Settings,
-    metrics: Metrics,
     question: str,
     k: int,
     where: SearchFilter | None = None,
@@ -55,9 +57,26 @@ async def find_sources(
     found = await asyncio.to_thread(
         retriever.search, question, k, where, rerank=rerank or settings.rerank
     )
-    hits = [hit for hit in found if hit.score >= settings.min_score]
-    metrics.rag_questions.labels(outcome="answered" if hits else "no_answer").inc()
-    return hits
+    return [hit for hit in found if hit.score >= settings.min_score]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    evidence: Evidence
+    answerability: Answerability
+    answerable: bool
+
+
+async def judge(
+    embedder: Embedder, settings: Settings, metrics: Metrics, question: str, hits: list[Hit]
+) -> Judgement:
+    """Whether the sources the prompt holds answer the question (no sources: they do not),
+    counted in rag_questions_total by outcome."""
+    evidence = await asyncio.to_thread(Evidence.gather, embedder, question, hits)
+    answerability = assess(evidence)
+    answerable = bool(hits) and answerability.score >= settings.min_answerability
+    metrics.rag_questions.labels(outcome="answered" if answerable else "no_answer").inc()
+    return Judgement(evidence, answerability, answerable)
 
 
 @dataclass(frozen=True)
@@ -79,14 +98,13 @@ async def fit_prompt(
     wanted = max_tokens or settings.answer_max_tokens
     while True:
         prompt_ids = await llm.count(messages_for(hits))
-        if len(prompt_ids) + wanted <= settings.max_context_tokens or len(hits) == 1:
+        if len(prompt_ids) + wanted <= settings.max_context_tokens or len(hits) <= 1:
             return GroundedPrompt(prompt_ids, hits, llm.budget(len(prompt_ids), wanted))
         hits = hits[:-1]
 
 
-def cited_sources(hits: list[Hit], answer: str) -> list[Source]:
-    """The sources the prompt held, `cited` set on those the answer cites."""
-    cited = cited_numbers(answer, len(hits))
+def listed_sources(hits: list[Hit], cited: set[int]) -> list[Source]:
+    """The sources the prompt held, numbered from 1, `cited` set on those in `cited`."""
     return [
         Source.of(number, hit, cited=number in cited) for number, hit in enumerate(hits, start=1)
     ]

@@ -9,8 +9,9 @@ fields of its own to the completion.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Protocol
@@ -20,7 +21,7 @@ from fastapi import APIRouter, Request
 from rag_qa.engines.base import EngineEvent, Finished, SamplingParams, TextDelta
 from rag_qa.errors import ServiceError, error_responses, request_id_of
 from rag_qa.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse
-from rag_qa.generation import LLM, ChatMessage
+from rag_qa.generation import LLM, ChatMessage, Generation
 from rag_qa.limits import ClientRateLimit
 from rag_qa.openai_schemas import (
     ChatCompletion,
@@ -62,6 +63,12 @@ class ChatTurn:
     max_tokens: int = 0
     answer: str | None = None
     extras: Extras = no_extras
+    # The answer's events made of the generation's (the service's own reading of what the
+    # model writes); None: the generation's events as they come.
+    compose: Callable[[Generation], AsyncIterator[EngineEvent]] | None = None
+
+    def events(self, generation: Generation) -> AsyncIterator[EngineEvent]:
+        return self.compose(generation) if self.compose else generation.events()
 
 
 class ChatService(Protocol):
@@ -170,9 +177,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
                 budget=request.app.state.memory_budget,
                 slot=slot,
             )
+    events = turn.events(generation) if generation else _answered(turn.answer or "")
     if body.stream:
         chunks = chat_completion_chunks(
-            generation.events() if generation else _answered(turn.answer or ""),
+            events,
             completion_id=completion_id,
             created=created,
             model=settings.model_name,
@@ -181,17 +189,25 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> obj
             extras=turn.extras,
         )
         return EventStreamResponse(chunks)
-    if generation is None:
-        text, finished = turn.answer or "", _ANSWERED
-    else:
-        text = await generation.text()
-        assert generation.finished is not None
-        finished = generation.finished
+    text, finished = await _read(events)
     return completion(completion_id, created, settings.model_name, text, finished, turn.extras)
 
 
 # How an answer the model was not asked for finishes: no tokens read or generated.
 _ANSWERED = Finished(reason="stop", prompt_tokens=0, completion_tokens=0)
+
+
+async def _read(events: AsyncIterator[EngineEvent]) -> tuple[str, Finished]:
+    """The whole answer and how it finished."""
+    parts: list[str] = []
+    finished = _ANSWERED
+    async with contextlib.aclosing(events) as reading:
+        async for event in reading:
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, Finished):
+                finished = event
+    return "".join(parts), finished
 
 
 async def _answered(text: str) -> AsyncIterator[EngineEvent]:

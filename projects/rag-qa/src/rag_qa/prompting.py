@@ -1,17 +1,15 @@
-"""The grounded prompt: numbered sources, then the question; and the citations back."""
+"""The grounded prompt: numbered sources, then the question."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
+from rag_qa.chunking import HEADING_SEPARATOR
 from rag_qa.errors import ServiceError
 from rag_qa.generation import ChatMessage
 from rag_qa.store import Hit
-
-_CITATION = re.compile(r"\[(\d{1,2})\]")
 
 
 class NoQuestion(ServiceError):
@@ -61,10 +59,8 @@ def build_messages(
     ]
 
 
-def cited_numbers(answer: str, sources: int) -> set[int]:
-    """The source numbers the answer cites, like [2], among 1..sources."""
-    return {n for n in map(int, _CITATION.findall(answer)) if 1 <= n <= sources}
-
-
 def _label(hit: Hit) -> str:
-    return " > ".join(part for part in (hit.title, hit.headings) if part)
+    """The title, then the headings under it: the title once, though the document's first
+    heading often repeats it."""
+    headings = [h for h in hit.headings.split(HEADING_SEPARATOR) if h and h != hit.title]
+    return HEADING_SEPARATOR.join([hit.title, *headings] if hit.title else headings)

@@ -1,16 +1,18 @@
 """Question routes: `POST /v1/search` (retrieval only) and `POST /v1/ask`.
 
-`/v1/ask` streams server-sent events: `answer` events with text as it is generated, then
-one `sources` event (every source the prompt held, numbered as the answer cites them,
-`cited` set on those it did), then `done` with the finish reason and token usage. A
-failure after the first event arrives as an `error` event. When no chunk scores above
-`APP_MIN_SCORE` the model is not asked: the answer says nothing was found.
+`/v1/ask` streams server-sent events: an `answer` event per sentence as it is written and
+attributed (its text with its `[n]` markers, the numbers of the sources that support it,
+and whether any does), then one `sources` event (every source the prompt held, numbered
+as the markers number them, `cited` set on those that support a sentence), then `done`
+with the finish reason and token usage. A failure after the first event arrives as an
+`error` event. When no chunk scores above `APP_MIN_SCORE`, or the sources do not answer
+the question (answerability.py), the model is not asked: the answer says the documents
+do not say, and `answered` is false.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -18,15 +20,27 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from rag_qa.engines.base import Finished, SamplingParams, TextDelta
+from rag_qa.answers import Answer, compose
+from rag_qa.attribution import AnswerSentence
+from rag_qa.engines.base import SamplingParams
 from rag_qa.errors import error_responses, request_id_of
 from rag_qa.event_stream import EVENT_STREAM_CONTENT, EventStreamResponse, stream_error
+from rag_qa.evidence import Evidence
 from rag_qa.generation import Generation
-from rag_qa.grounding import check_question, cited_sources, find_sources, fit_prompt
+from rag_qa.grounding import (
+    Judgement,
+    check_question,
+    find_sources,
+    fit_prompt,
+    judge,
+    listed_sources,
+)
 from rag_qa.openai_schemas import Usage
 from rag_qa.prompting import build_messages
 from rag_qa.runtime import RagRuntime
 from rag_qa.schemas import (
+    Answerability,
+    AnswerPart,
     AskRequest,
     AskResponse,
     SearchRequest,
@@ -34,7 +48,7 @@ from rag_qa.schemas import (
     Source,
 )
 from rag_qa.service import ready_runtime
-from rag_qa.store import Hit
+from rag_qa.settings import Settings
 
 router = APIRouter(prefix="/v1", tags=["questions"])
 
@@ -97,24 +111,33 @@ async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONR
         hits = await find_sources(
             runtime.retriever,
             settings,
-            runtime.metrics,
             body.question,
             k,
             body.filter.to_store() if body.filter else None,
             body.rerank,
         )
-        if not hits:
-            if body.stream:
-                return EventStreamResponse(_no_answer_events(settings.no_answer_text))
-            return _json(AskResponse(answer=settings.no_answer_text, answered=False, sources=[]))
         prompt = await fit_prompt(
             runtime.llm,
             settings,
             lambda held: build_messages(settings.system_prompt, body.question, held),
-            hits,
+            hits[: settings.prompt_sources],
             body.max_tokens,
         )
-        hits = prompt.hits
+        judgement = await judge(
+            runtime.embedder, settings, runtime.metrics, body.question, prompt.hits
+        )
+        judged = _answerability(judgement) if prompt.hits else None
+        if not judgement.answerable:
+            if body.stream:
+                return EventStreamResponse(_no_answer_events(settings.no_answer_text, judged))
+            return _json(
+                AskResponse(
+                    answer=settings.no_answer_text,
+                    answered=False,
+                    answerability=judged,
+                    sources=[],
+                )
+            )
         params = SamplingParams(
             max_tokens=prompt.max_tokens, temperature=body.temperature, seed=body.seed
         )
@@ -126,15 +149,23 @@ async def ask(request: Request, body: AskRequest) -> EventStreamResponse | JSONR
             budget=request.app.state.memory_budget,
             slot=slot,
         )
+    evidence = judgement.evidence
     if body.stream:
-        return EventStreamResponse(_answer_events(generation, hits, request_id_of(request)))
-    answer = await generation.text()
-    finished = generation.finished
+        return EventStreamResponse(
+            _answer_events(generation, evidence, settings, judged, request_id_of(request))
+        )
+    answer = Answer()
+    async for _ in compose(generation, evidence, settings, answer):
+        pass
+    finished = answer.finished
     return _json(
         AskResponse(
-            answer=answer,
+            answer=answer.text,
             answered=True,
-            sources=cited_sources(hits, answer),
+            extracted=answer.extracted,
+            parts=[_part(sentence) for sentence in answer.sentences],
+            answerability=judged,
+            sources=listed_sources(evidence.hits, answer.cited()),
             finish_reason=finished.reason if finished else None,
             usage=Usage(**finished.usage()) if finished else None,
         )
@@ -145,32 +176,73 @@ def _json(response: AskResponse) -> JSONResponse:
     return JSONResponse(response.model_dump())
 
 
+def _answerability(judgement: Judgement) -> Answerability:
+    judged = judgement.answerability
+    return Answerability(
+        score=round(judged.score, 4),
+        similarity=judged.similarity,
+        coverage=judged.coverage,
+        missing=list(judged.missing),
+    )
+
+
+def _part(sentence: AnswerSentence) -> AnswerPart:
+    return AnswerPart(
+        text=sentence.cited(), sources=list(sentence.sources), supported=sentence.supported
+    )
+
+
 def _event(name: str, data: object) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-async def _no_answer_events(text: str) -> AsyncIterator[bytes]:
-    yield _event("answer", {"text": text})
-    yield _event("sources", {"answered": False, "sources": []})
+async def _no_answer_events(text: str, judged: Answerability | None) -> AsyncIterator[bytes]:
+    yield _event("answer", {"text": text, "sources": [], "supported": False})
+    yield _event(
+        "sources",
+        {
+            "answered": False,
+            "extracted": False,
+            "answerability": judged.model_dump() if judged else None,
+            "sources": [],
+        },
+    )
     yield _event("done", {"finish_reason": "no_answer", "usage": None})
 
 
 async def _answer_events(
-    generation: Generation, hits: list[Hit], request_id: str | None
+    generation: Generation,
+    evidence: Evidence,
+    settings: Settings,
+    judged: Answerability | None,
+    request_id: str | None,
 ) -> AsyncIterator[bytes]:
-    parts: list[str] = []
+    answer = Answer()
     try:
-        async with contextlib.aclosing(generation.events()) as events:
-            async for event in events:
-                if isinstance(event, TextDelta):
-                    parts.append(event.text)
-                    yield _event("answer", {"text": event.text})
-                elif isinstance(event, Finished):
-                    sources = [s.model_dump() for s in cited_sources(hits, "".join(parts))]
-                    yield _event("sources", {"answered": True, "sources": sources})
-                    yield _event(
-                        "done",
-                        {"finish_reason": event.reason, "usage": event.usage()},
-                    )
+        first = True
+        async for sentence in compose(generation, evidence, settings, answer):
+            part = _part(sentence).model_dump()
+            # Sentences are joined by a space, as the JSON answer joins them.
+            part["text"] = part["text"] if first else " " + part["text"]
+            first = False
+            yield _event("answer", part)
+        sources = [s.model_dump() for s in listed_sources(evidence.hits, answer.cited())]
+        yield _event(
+            "sources",
+            {
+                "answered": True,
+                "extracted": answer.extracted,
+                "answerability": judged.model_dump() if judged else None,
+                "sources": sources,
+            },
+        )
+        finished = answer.finished
+        yield _event(
+            "done",
+            {
+                "finish_reason": finished.reason if finished else "stop",
+                "usage": finished.usage() if finished else None,
+            },
+        )
     except Exception as exc:
         yield _event("error", stream_error(exc, request_id))

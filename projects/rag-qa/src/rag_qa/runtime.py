@@ -9,9 +9,17 @@ from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
 
+from rag_qa.answers import Answer, answer_events
 from rag_qa.embeddings import Embedder
-from rag_qa.generation import LLM, ChatMessage
-from rag_qa.grounding import check_question, cited_sources, find_sources, fit_prompt
+from rag_qa.engines.base import EngineEvent
+from rag_qa.generation import LLM, ChatMessage, Generation
+from rag_qa.grounding import (
+    check_question,
+    find_sources,
+    fit_prompt,
+    judge,
+    listed_sources,
+)
 from rag_qa.ingestion import IngestionBusy, Ingestor
 from rag_qa.limits import ClientRateLimit
 from rag_qa.observability import Metrics
@@ -59,15 +67,14 @@ class RagRuntime:
         return self.embedder.working_bytes + self.llm.working_bytes
 
     async def chat_turn(self, messages: list[ChatMessage], max_tokens: int | None) -> ChatTurn:
-        """A chat answered from the documents: its last message is the question, retrieved
-        on and answered from the sources that fit, listed in the completion's `sources`
-        (as /v1/ask lists them); with none above `min_score`, the no-answer text."""
+        """A chat answered from the documents as /v1/ask answers: its last message is the
+        question, retrieved on and answered from the sources that fit, the answer composed
+        and attributed, the sources listed in the completion's `sources`; when no chunk
+        scores above `min_score` or the sources do not answer it, the no-answer text."""
         settings = self.settings
         chat = chat_question(messages)
         k = check_question(settings, chat.question, None)
-        hits = await find_sources(self.retriever, settings, self.metrics, chat.question, k)
-        if not hits:
-            return ChatTurn(answer=settings.no_answer_text, extras=lambda _: {"sources": []})
+        hits = await find_sources(self.retriever, settings, chat.question, k)
 
         def messages_for(held: list[Hit]) -> list[ChatMessage]:
             return build_messages(
@@ -78,12 +85,23 @@ class RagRuntime:
                 instructions=chat.instructions,
             )
 
-        prompt = await fit_prompt(self.llm, settings, messages_for, hits, max_tokens)
+        prompt = await fit_prompt(
+            self.llm, settings, messages_for, hits[: settings.prompt_sources], max_tokens
+        )
+        judgement = await judge(self.embedder, settings, self.metrics, chat.question, prompt.hits)
+        if not judgement.answerable:
+            return ChatTurn(answer=settings.no_answer_text, extras=lambda _: {"sources": []})
 
-        def sources(answer: str) -> dict[str, object]:
-            return {"sources": [s.model_dump() for s in cited_sources(prompt.hits, answer)]}
+        answer = Answer()
 
-        return ChatTurn(prompt.prompt_ids, prompt.max_tokens, extras=sources)
+        def sources(_: str) -> dict[str, object]:
+            listed = listed_sources(prompt.hits, answer.cited())
+            return {"sources": [source.model_dump() for source in listed]}
+
+        def compose(generation: Generation) -> AsyncIterator[EngineEvent]:
+            return answer_events(generation, judgement.evidence, settings, answer)
+
+        return ChatTurn(prompt.prompt_ids, prompt.max_tokens, extras=sources, compose=compose)
 
     async def start(self) -> None:
         try:

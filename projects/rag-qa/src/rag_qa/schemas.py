@@ -109,9 +109,29 @@ class SearchResponse(BaseModel):
     results: list[Source]
 
 
+class AnswerPart(BaseModel):
+    """A sentence of the answer: its text with its [n] markers, and the sources behind it."""
+
+    text: str
+    sources: list[int]  # numbers of the sources that support it
+    supported: bool  # False only with APP_UNSUPPORTED_SENTENCES=flag
+
+
+class Answerability(BaseModel):
+    """Whether the sources answer the question, as the service judged before answering."""
+
+    score: float  # below APP_MIN_ANSWERABILITY the service abstains
+    similarity: float  # the best cosine between the question and one source sentence
+    coverage: float  # the share of the question's key terms the sources hold
+    missing: list[str]  # the question's key terms (stems) no source holds
+
+
 class AskResponse(BaseModel):
-    answer: str
-    answered: bool  # False: nothing relevant was found, and the answer says so
+    answer: str  # the parts' texts, joined by spaces
+    answered: bool  # False: the documents do not answer the question, and the answer says so
+    extracted: bool = False  # the model's answer was unsupported; these are the sources' words
+    parts: list[AnswerPart] = Field(default_factory=list)
+    answerability: Answerability | None = None  # None: no chunk scored above APP_MIN_SCORE
     sources: list[Source]
     finish_reason: str | None = None
     usage: Usage | None = None

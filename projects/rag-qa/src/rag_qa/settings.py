@@ -125,17 +125,31 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(default=1_000, ge=1)
     top_k: int = Field(default=5, ge=1)
     max_top_k: int = Field(default=20, ge=1)
-    # Cosine similarity below which a chunk does not count as relevant. Measured with
-    # all-MiniLM-L6-v2 on the evaluation set: the best chunk of an answerable question
-    # scores 0.61 at the median and 0.47 at the 10th percentile; questions the corpus
-    # cannot answer best at 0.13-0.32.
+    # Of the top_k, the best this many go into the prompt: on a CPU every source is
+    # prefill time, and past the best few a small model reads them as distraction.
+    prompt_sources: int = Field(default=2, ge=1)
+    # Cosine similarity below which a chunk is not retrieved at all: off-topic questions.
+    # On-topic questions the documents do not answer score as high as answerable ones;
+    # min_answerability decides those.
     min_score: float = Field(default=0.35, ge=-1, le=1)
     rerank: Literal["none", "mmr"] = "none"
-    answer_max_tokens: int = Field(default=256, ge=1)
+    # The answerability score (answerability.py) below which the service abstains rather
+    # than ask the model. `eval --answers` prints abstention against false abstention for
+    # each threshold; on the evaluation set no threshold separates the two well, and 0.35
+    # is where false abstention stays near 10% (see docs/projects/rag-qa.md).
+    min_answerability: float = Field(default=0.35, ge=0, le=1)
+    # The support (attribution.py) a passage must give a sentence of the answer to be cited
+    # for it; a sentence none supports is dropped, or kept and flagged as unsupported.
+    min_support: float = Field(default=0.6, ge=0, le=1)
+    unsupported_sentences: Literal["drop", "flag"] = "drop"
+    # An answer stops once it has a sentence for each thing the question asks (at most
+    # this many), or repeats itself.
+    answer_max_sentences: int = Field(default=2, ge=1)
+    answer_max_tokens: int = Field(default=160, ge=1)
     system_prompt: str = (
-        "You answer questions using only the numbered sources you are given. "
-        "Cite the sources you use in square brackets, like [1]. If the sources do not "
-        "contain the answer, say that the documents do not say."
+        "You answer questions using only the numbered sources you are given. Answer in one "
+        "or two short sentences, in your own words, with the facts the question asks for. "
+        "If the sources do not contain the answer, say that the documents do not say."
     )
     no_answer_text: str = "I could not find the answer to that in the documents."
 

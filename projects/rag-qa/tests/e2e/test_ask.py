@@ -1,19 +1,31 @@
-"""Questions: retrieval, the grounded streamed answer with its sources, and no-answer."""
+"""Questions: retrieval, the grounded answer streamed sentence by sentence with the sources
+the service attributes to each, and abstention when the documents do not say."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
+from rag_qa.app import create_app
+from rag_qa.settings import Settings
 from tests.conftest import CORPUS, sse_events, upload
+from tests.live_server import serve
 from tests.metrics import metric_samples, metric_value
 
 DOCUMENTS = ["employee-handbook.md", "island-travel-guide.html", "rainbow-primer.txt"]
 LEAVE = "How many days of paid annual leave does a full-time employee get?"
 UNRELATED = "What is the boiling point of tungsten?"
+STRICT = 0.6
+# On the handbook's topic, which says nothing of it: its chunks score high all the same.
+NOT_IN_THE_HANDBOOK = "What pension contribution does the company pay for each employee?"
+# Two facts from two sections of the handbook.
+TWO_FACTS = (
+    "How many days of paid annual leave does a full-time employee get, and who has to "
+    "approve an expense above 500 euros in advance?"
+)
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +36,18 @@ def ids(base_url: str, auth_headers: dict[str, str]) -> Iterator[dict[str, str]]
         assert response.status_code == 201, response.text
         found[name] = response.json()["document"]["id"]
     return found
+
+
+@pytest.fixture(scope="module")
+def strict_url(
+    make_settings: Callable[..., Settings], auth_headers: dict[str, str]
+) -> Iterator[str]:
+    """A service that abstains below answerability 0.6, with the handbook stored."""
+    with serve(create_app(make_settings(min_answerability=STRICT)), timeout_s=120) as url:
+        name = DOCUMENTS[0]
+        response = upload(url, auth_headers, name, (CORPUS / name).read_bytes())
+        assert response.status_code == 201, response.text
+        yield url
 
 
 def ask(base_url: str, headers: dict[str, str], **body: object) -> httpx.Response:
@@ -77,7 +101,18 @@ def test_mmr_reranking_returns_distinct_chunks(
     assert "26 days of paid annual leave" in results[0]["text"]
 
 
-def test_ask_streams_the_answer_then_the_sources(
+def test_a_question_that_asks_two_things_finds_both_passages(
+    base_url: str, auth_headers: dict[str, str], ids: dict[str, str]
+) -> None:
+    response = httpx.post(
+        base_url + "/v1/search", json={"query": TWO_FACTS, "top_k": 5}, headers=auth_headers
+    )
+    texts = " ".join(r["text"] for r in response.json()["results"])
+    assert "26 days of paid annual leave" in texts
+    assert "must be approved in advance by the finance director" in texts
+
+
+def test_ask_streams_each_sentence_with_its_citations_then_the_sources(
     base_url: str, auth_headers: dict[str, str], ids: dict[str, str]
 ) -> None:
     response = ask(base_url, auth_headers, question=LEAVE, max_tokens=48, top_k=3)
@@ -87,18 +122,30 @@ def test_ask_streams_the_answer_then_the_sources(
     names = [name for name, _ in events]
     assert names[-2:] == ["sources", "done"]
     assert set(names[:-2]) == {"answer"}
-    assert len(names) > 4, "the answer arrives in pieces"
-    answer = "".join(str(data["text"]) for name, data in events if name == "answer")
-    assert answer.strip()
+    parts = [data for name, data in events if name == "answer"]
+    # Each sentence arrives with the sources that support it, its markers in its text.
+    for part in parts:
+        assert part["supported"] is True
+        numbers = part["sources"]
+        assert isinstance(numbers, list)
+        assert numbers
+        assert str(part["text"]).rstrip().endswith("".join(f"[{n}]" for n in numbers))
     sources = events[-2][1]
     assert sources["answered"] is True
+    answerability = sources["answerability"]
+    assert isinstance(answerability, dict)
+    assert answerability["score"] >= Settings.model_fields["min_answerability"].default
     listed = sources["sources"]
     assert isinstance(listed, list)
-    assert listed
     assert listed[0]["document_id"] == ids["employee-handbook.md"]
     assert {"number", "document_id", "title", "position", "score", "cited", "text"} <= set(
         listed[0]
     )
+    cited = {number for part in parts for number in part["sources"]}  # type: ignore[attr-defined]
+    assert {s["number"] for s in listed if s["cited"]} == cited
+    assert cited, "an answered question cites at least one source"
+    # What is cited holds what the answer says: the passage with the leave rule.
+    assert any("26 days" in s["text"] for s in listed if s["cited"])
     done = events[-1][1]
     assert done["finish_reason"] in {"stop", "length"}
     usage = done["usage"]
@@ -122,19 +169,29 @@ def test_stream_and_json_give_the_same_greedy_answer(
     assert question  # the greedy answer is deterministic whatever the question
 
 
-def test_an_unanswerable_question_says_so_without_generating(
-    base_url: str, auth_headers: dict[str, str], ids: dict[str, str]
+@pytest.mark.parametrize("question", [UNRELATED, NOT_IN_THE_HANDBOOK])
+def test_a_question_the_documents_do_not_answer_is_abstained_on_without_generating(
+    strict_url: str, auth_headers: dict[str, str], question: str
 ) -> None:
-    before = httpx.get(base_url + "/metrics").text
-    response = ask(base_url, auth_headers, question=UNRELATED)
+    before = httpx.get(strict_url + "/metrics").text
+    response = ask(strict_url, auth_headers, question=question)
     events = sse_events(response)
     assert [name for name, _ in events] == ["answer", "sources", "done"]
     assert "could not find" in str(events[0][1]["text"])
-    assert events[1][1] == {"answered": False, "sources": []}
-    plain = ask(base_url, auth_headers, question=UNRELATED, stream=False).json()
+    assert events[1][1]["answered"] is False
+    assert events[1][1]["sources"] == []
+    assert events[2][1]["finish_reason"] == "no_answer"
+    plain = ask(strict_url, auth_headers, question=question, stream=False).json()
     assert plain["answered"] is False
     assert plain["sources"] == []
-    after = httpx.get(base_url + "/metrics").text
+    if question == NOT_IN_THE_HANDBOOK:
+        # The handbook's chunks were found (above min_score) and judged not to answer.
+        judged = plain["answerability"]
+        assert judged["score"] < STRICT
+        assert "pension" in judged["missing"]
+    else:
+        assert plain["answerability"] is None  # nothing above min_score to judge
+    after = httpx.get(strict_url + "/metrics").text
     no_answers = [
         sum(value for _, value in metric_samples(text, "rag_questions", outcome="no_answer"))
         for text in (before, after)
@@ -143,6 +200,15 @@ def test_an_unanswerable_question_says_so_without_generating(
     assert metric_value(after, "llm_completion_tokens_total") == metric_value(
         before, "llm_completion_tokens_total"
     ), "the model was asked anyway"
+
+
+def test_the_same_question_is_answered_where_the_threshold_allows(
+    strict_url: str, auth_headers: dict[str, str]
+) -> None:
+    answered = ask(strict_url, auth_headers, question=LEAVE, stream=False).json()
+    assert answered["answered"] is True
+    assert answered["answerability"]["score"] >= STRICT
+    assert "26" in answered["answer"]
 
 
 def test_question_metrics(base_url: str, auth_headers: dict[str, str], ids: dict[str, str]) -> None:
