@@ -229,7 +229,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         print("answerability threshold  abstained (unanswerable)  abstained (answerable)")
         for threshold, abstained, wrongly in answers.curve(CURVE_THRESHOLDS):
             mark = "  <- min_answerability" if threshold == answers.threshold else ""
-            print(f"{threshold:>23.3f}  {abstained:>24.1%}  {wrongly:>22.1%}{mark}")
+            print(f"{threshold:>23.3f}  {100 * abstained:>23.1f}%  {100 * wrongly:>21.1f}%{mark}")
         print(f"{answers.summary()} in {time.perf_counter() - started:.1f} s")
         figures |= {
             "abstention": answers.abstention,

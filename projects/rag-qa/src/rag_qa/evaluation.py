@@ -215,11 +215,11 @@ class AnswerReport:
         answerable, unanswerable = len(self._of(True)), len(self._of(False))
         return (
             f"{len(self.asked)} questions asked ({answerable} answerable, {unanswerable} not): "
-            f"abstained on {self.abstention:.1%} of the unanswerable and on "
-            f"{self.false_abstention:.1%} of the answerable (min_answerability "
-            f"{self.threshold:g}); citation precision {self.citation_precision:.1%}; answers "
-            f"citing a source {self.cites_a_source:.1%}; short answer contained in "
-            f"{self.containment:.1%}; ask latency p50 {self.latency_s(0.5):.2f} s, "
+            f"abstained on {_percent(self.abstention)} of the unanswerable and on "
+            f"{_percent(self.false_abstention)} of the answerable (min_answerability "
+            f"{self.threshold:g}); citation precision {_percent(self.citation_precision)}; answers "
+            f"citing a source {_percent(self.cites_a_source)}; short answer contained in "
+            f"{_percent(self.containment)}; ask latency p50 {self.latency_s(0.5):.2f} s, "
             f"p95 {self.latency_s(0.95):.2f} s"
         )
 
@@ -319,6 +319,10 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def _percent(share: float) -> str:
+    return f"{100 * share:.1f}" + "%"
 
 
 def _share(flags: Iterable[bool]) -> float:
