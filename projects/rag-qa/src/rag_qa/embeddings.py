@@ -54,15 +54,16 @@ def count_tokens(tokenizer: Any, texts: Sequence[str]) -> list[int]:
 
 
 # What a batch's activations take per token, in float32 values: about eight embedding
-# widths (hidden states, attention and feed-forward layers of a BERT-style encoder) and two
-# attention maps over the window per head, heads being 32 values wide; and, whatever the
-# batch, the tokenizer's and the runtime's own buffers. ONNX Runtime's CPU arena grows in
-# doubling steps and keeps what it took: up to twice what a batch needs. Measured on
-# all-MiniLM-L6-v2 (384 wide, 256 tokens), above the loaded model: on torch 13-16 MB for
-# one text, 67-74 MB for a full batch of 8 and 223-283 MB for 32, against 57, 120 and 336
-# MB set aside; on ONNX Runtime 158-160 MB for a batch of 8, against 192 MB.
+# widths (hidden states, attention and feed-forward layers of a BERT-style encoder) and three
+# attention maps over the window per head (the scores, their masked copy and their softmax),
+# heads being 32 values wide; and, whatever the batch, the tokenizer's and the runtime's own
+# buffers. ONNX Runtime's CPU arena grows in doubling steps and keeps what it took: up to
+# twice what a batch needs. Measured on all-MiniLM-L6-v2 (384 wide, 256 tokens), above the
+# loaded model: on torch 60-87 MB for a full batch of 8 and 223-341 MB for 32 (the highest
+# late in a long test run), against 144 and 432 MB set aside; on ONNX Runtime 158-160 MB for
+# a batch of 8, against 240 MB.
 ACTIVATION_WIDTHS = 8
-ATTENTION_MAPS = 2
+ATTENTION_MAPS = 3
 HEAD_WIDTH = 32
 FLOAT_BYTES = 4
 BUFFER_BYTES = 48 * 2**20
