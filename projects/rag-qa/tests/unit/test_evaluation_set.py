@@ -1,0 +1,48 @@
+"""The evaluation set keeps its own rules, so a question added later cannot skew a figure."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from rag_qa.documents import parse
+from rag_qa.evaluation import KINDS, load_questions
+from tests.conftest import CORPUS, PROJECT
+
+QUESTIONS = load_questions(PROJECT / "eval" / "qa.jsonl")
+
+
+def _normalised(text: str) -> str:
+    return " ".join(text.split()).lower()
+
+
+@cache
+def _visible_text(filename: str) -> str:
+    """A document's text as the service parses it: what its chunks are cut from."""
+    return _normalised(parse(filename, (CORPUS / filename).read_bytes()).text)
+
+
+def test_every_kind_is_asked_and_the_questions_are_distinct() -> None:
+    assert {question.kind for question in QUESTIONS} == set(KINDS)
+    texts = [_normalised(question.question) for question in QUESTIONS]
+    assert len(set(texts)) == len(texts)
+
+
+def test_an_unanswerable_question_has_neither_evidence_nor_an_answer() -> None:
+    for question in QUESTIONS:
+        if question.kind == "unanswerable":
+            assert not question.evidence and not question.answer, question.question
+
+
+def test_the_evidence_is_in_its_document_and_the_short_answer_in_the_evidence() -> None:
+    corpus_text = "\n".join(_visible_text(path.name) for path in sorted(CORPUS.iterdir()))
+    for question in QUESTIONS:
+        if question.kind == "unanswerable":
+            continue
+        assert question.document, question.question
+        assert len(question.evidence) >= (2 if question.kind == "multi" else 1)
+        for passage in question.evidence:
+            assert _normalised(passage) in _visible_text(question.document), passage
+            assert corpus_text.count(_normalised(passage)) == 1, passage  # one place only
+        answer = _normalised(question.answer)
+        assert answer and len(answer.split()) <= 8, question.question  # short, not a passage
+        assert any(answer in _normalised(passage) for passage in question.evidence), answer
