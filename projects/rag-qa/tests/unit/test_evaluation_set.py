@@ -30,7 +30,8 @@ def test_every_kind_is_asked_and_the_questions_are_distinct() -> None:
 def test_an_unanswerable_question_has_neither_evidence_nor_an_answer() -> None:
     for question in QUESTIONS:
         if question.kind == "unanswerable":
-            assert not question.evidence and not question.answer, question.question
+            assert not question.evidence, question.question
+            assert not question.answer, question.question
 
 
 def test_the_evidence_is_in_its_document_and_the_short_answer_in_the_evidence() -> None:
@@ -44,5 +45,6 @@ def test_the_evidence_is_in_its_document_and_the_short_answer_in_the_evidence() 
             assert _normalised(passage) in _visible_text(question.document), passage
             assert corpus_text.count(_normalised(passage)) == 1, passage  # one place only
         answer = _normalised(question.answer)
-        assert answer and len(answer.split()) <= 8, question.question  # short, not a passage
+        assert answer, question.question
+        assert len(answer.split()) <= 8, answer  # short, not a passage
         assert any(answer in _normalised(passage) for passage in question.evidence), answer
