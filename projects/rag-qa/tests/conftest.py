@@ -154,6 +154,13 @@ def chat_question() -> str:
 
 
 @pytest.fixture(scope="session")
+def streamed_by() -> str:
+    """How the chat route streams its answer: a sentence at a time, each once it is
+    attributed to its sources (the model's tokens are read, not passed on)."""
+    return "sentence"
+
+
+@pytest.fixture(scope="session")
 def send_traffic() -> Callable[[httpx.Client], None]:
     """One round of typical traffic (the observability tests drive it): a new document,
     the same one again, a refused file, a search, a question the documents answer, one

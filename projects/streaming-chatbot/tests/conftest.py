@@ -146,6 +146,13 @@ def chat_question() -> str:
 
 
 @pytest.fixture(scope="session")
+def streamed_by() -> str:
+    """How the chat route streams its answer: "token" (as the model writes it) or
+    "sentence" (as the service composes it)."""
+    return "token"
+
+
+@pytest.fixture(scope="session")
 def send_traffic() -> Callable[[httpx.Client], None]:
     """One round of typical traffic (the observability tests drive it): a streamed chat
     completion read to its end, and a refused one (no messages: a 4xx)."""

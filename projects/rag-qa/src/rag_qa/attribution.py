@@ -9,8 +9,11 @@ The best-supporting passage is cited when that mean reaches `min_support` and th
 is one that answers the question (its relevance within RELEVANCE_MARGIN of the best
 passage's: a true sentence from a passage beside the point is no answer);
 a sentence no passage supports is unsupported (flagged, or dropped, per
-`unsupported_sentences`). When no sentence of the model's answer is supported, the answer
-is extracted instead: the passages' sentences closest to the question, each cited.
+`unsupported_sentences`), and so is one that says nothing the question did not: a question,
+or the question restated, which a small model often writes first and which shares every
+word with the passage that answers it. When no sentence of the model's answer is
+supported, the answer is extracted instead: the passages' sentences closest to the
+question, each cited.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from rag_qa.evidence import Evidence, Passage, SourceSentence
-from rag_qa.sentences import coverage, key_terms, specifics
+from rag_qa.sentences import coverage, key_terms, numbers_in, specifics
 
 # Markers a model writes itself: the service cites, so they are removed.
 _MARKER = re.compile(r"\s*\[\d{1,2}(?:\s*,\s*\d{1,2})*\]")
+# The prompt's own labels, which a model copies before what it restates.
+_LABEL = re.compile(r"^(?:question|answer|q|a)\s*:\s*", re.IGNORECASE)
 
 # How far below the most relevant passage a cited one may be, in relevance to the question.
 RELEVANCE_MARGIN = 0.05
@@ -64,9 +69,22 @@ def attribute(evidence: Evidence, sentences: list[str], min_support: float) -> l
     similarities = evidence.vectors @ evidence.embed(texts).T  # (source sentences, answer)
     answering = answering_passages(evidence)
     return [
-        _attribute_one(evidence, answering, text, similarities[:, i], min_support)
+        AnswerSentence(text, (), 0.0)
+        if says_nothing_new(evidence.question, text)
+        else _attribute_one(evidence, answering, text, similarities[:, i], min_support)
         for i, text in enumerate(texts)
     ]
+
+
+def says_nothing_new(question: str, sentence: str) -> bool:
+    """Whether `sentence` is a question, or holds no key term and no number that the
+    question does not: no answer, however well a passage matches it."""
+    text = _LABEL.sub("", sentence.strip())
+    if text.endswith("?"):
+        return True
+    new_terms = key_terms(text) - key_terms(question)
+    new_numbers = set(numbers_in(text)) - set(numbers_in(question))
+    return not new_terms and not new_numbers
 
 
 def answering_passages(evidence: Evidence) -> list[Passage]:

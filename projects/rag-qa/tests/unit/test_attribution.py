@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag_qa.answerability import assess
-from rag_qa.attribution import attribute, extract, strip_markers
+from rag_qa.attribution import attribute, extract, says_nothing_new, strip_markers
 from rag_qa.embeddings import Embedder
 from rag_qa.evidence import Evidence
 from rag_qa.observability import Metrics
@@ -83,3 +83,30 @@ def test_an_extracted_answer_is_the_sentence_closest_to_the_question(
 
 def test_markers_a_model_writes_are_removed() -> None:
     assert strip_markers("It is 26 days [1][2], or five [3, 4].") == "It is 26 days, or five."
+
+
+def test_a_restated_question_is_no_answer(embedder: Embedder, hits: list[Hit]) -> None:
+    question = "How many days of paid annual leave does a full-time employee get?"
+    evidence = Evidence.gather(embedder, question, hits)
+    restated = [
+        f"Question: {question}",
+        "A full-time employee gets paid annual leave.",
+        "How many days of leave do I get?",
+    ]
+    assert [s.sources for s in attribute(evidence, restated, min_support=0.6)] == [()] * 3
+    # One new fact is enough to be an answer, and then the passage that holds it is cited.
+    [answer] = attribute(evidence, ["A full-time employee gets 26 days."], min_support=0.6)
+    assert answer.sources == (1,)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "new"),
+    [
+        ("Answer: How long is the trip?", False),
+        ("The trip is long.", False),
+        ("The trip takes 2 hours.", True),
+        ("The ferry takes long.", True),
+    ],
+)
+def test_what_a_sentence_says_beyond_the_question(sentence: str, new: bool) -> None:
+    assert says_nothing_new("How long is the trip?", sentence) is not new
