@@ -119,6 +119,27 @@ class FlakyModel(_StandIn):
             raise RuntimeError("the member is failing")
 
 
+class MeetingModel(_StandIn):
+    """Stand-in for members that must run at the same time: after the warm-up, each call
+    waits at a barrier until `parties` calls are inside at once (or fails after 5 s), and
+    records when it started and ended."""
+
+    warm_up_calls = 2
+    parties = 3
+    barrier = threading.Barrier(parties, timeout=5)
+    spans: ClassVar[list[tuple[str, float, float]]] = []
+
+    def before(self, call: int, batch: np.ndarray) -> None:
+        if call > self.warm_up_calls:
+            started = time.perf_counter()
+            MeetingModel.barrier.wait()
+            MeetingModel.spans.append((self.spec.name, started, time.perf_counter()))
+
+
+def meeting(spec: MemberSpec) -> MeetingModel:
+    return MeetingModel(spec)
+
+
 def stalling(spec: MemberSpec) -> StallingModel:
     return StallingModel(spec)
 

@@ -130,9 +130,14 @@ def load_ensemble(path: Path) -> EnsembleSpec:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {_describe(exc, raw)}") from None
     folder = path.parent
-    for member in spec.members:
+    missing = []
+    for i, member in enumerate(spec.members):
         if member.path is not None and not member.path.is_absolute():
             member.path = folder / member.path
+        if member.path is not None and not member.path.is_file():
+            missing.append(f"members[{i}] ({member.name!r}).path: {member.path} does not exist")
+    if missing:
+        raise ConfigError(f"{path}: {'; '.join(missing)}")
     if spec.stacker is not None and not spec.stacker.is_absolute():
         spec.stacker = folder / spec.stacker
     return spec

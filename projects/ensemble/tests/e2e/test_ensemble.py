@@ -15,7 +15,7 @@ from ensemble.settings import Settings
 from ensemble.stacking import Split
 from ensemble.training import TrainingReport
 from tests.live_server import serve
-from tests.members import FlakyModel, copy_demo, failing_torchscript
+from tests.members import FlakyModel, MeetingModel, copy_demo, failing_torchscript
 from tests.metrics import metric_value
 
 Inputs = dict[str, list[float]]
@@ -229,6 +229,28 @@ def test_stacking_without_a_member_it_needs_falls_back_to_the_weighted_mean(
     assert answer["degraded"] is True
 
 
+def test_members_run_at_the_same_time(
+    make_settings: Callable[..., Settings],
+    members_path: Path,
+    tmp_path: Path,
+    digit_inputs: Inputs,
+    auth_headers: dict[str, str],
+) -> None:
+    # Each stand-in waits inside its call until all three are inside at once: one after
+    # another, the first would wait alone and fail.
+    changes = {name: stand_in("meeting") for name in ("cnn", "mlp", "linear")}
+    path = copy_demo(members_path, tmp_path, **changes)
+    MeetingModel.spans.clear()
+    with running(make_settings(members_path=path), auth_headers) as http:
+        answer = classify(http, [digit_inputs["0"]]).json()
+    assert answer["degraded"] is False
+    spans = MeetingModel.spans
+    assert sorted(name for name, _, _ in spans) == ["cnn", "linear", "mlp"]
+    latest_start = max(started for _, started, _ in spans)
+    earliest_end = min(ended for _, _, ended in spans)
+    assert latest_start < earliest_end, f"the calls did not overlap: {spans}"
+
+
 def test_an_optional_member_that_does_not_load_leaves_the_service_ready_and_degraded(
     make_settings: Callable[..., Settings],
     members_path: Path,
@@ -236,9 +258,9 @@ def test_an_optional_member_that_does_not_load_leaves_the_service_ready_and_degr
     digit_inputs: Inputs,
     auth_headers: dict[str, str],
 ) -> None:
-    path = copy_demo(
-        members_path, tmp_path, mlp={"path": str(tmp_path / "missing.onnx"), "sha256": None}
-    )
+    corrupt = tmp_path / "corrupt.onnx"
+    corrupt.write_bytes(b"not an ONNX model")
+    path = copy_demo(members_path, tmp_path, mlp={"path": str(corrupt), "sha256": None})
     with running(make_settings(members_path=path), auth_headers) as http:
         assert http.get("/readyz").status_code == 200
         answer = classify(http, [digit_inputs["6"]]).json()
@@ -246,26 +268,35 @@ def test_an_optional_member_that_does_not_load_leaves_the_service_ready_and_degr
     assert answer["left_out"][0]["member"] == "mlp"
     assert answer["left_out"][0]["reason"] == "not_loaded"
     assert members[1]["loaded"] is False
-    assert "missing.onnx" in members[1]["failure"]
+    assert "corrupt.onnx" in members[1]["failure"]
 
 
-def test_a_members_file_that_says_something_impossible_fails_readiness_naming_the_member(
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"mlp": {"runtime": "tensorflow"}}, "members[1] ('mlp').runtime"),
+        ({"linear": {"path": "/nowhere/linear.pt"}}, "members[2] ('linear').path"),
+        ({"mlp": {"name": "cnn"}}, "each member name must be unique; repeated: cnn"),
+        ({"cnn": {"sha256": "0" * 64}}, "expected " + "0" * 64),
+    ],
+)
+def test_a_members_file_that_cannot_be_served_fails_readiness_saying_why(
     make_settings: Callable[..., Settings],
     members_path: Path,
     tmp_path: Path,
+    changes: dict[str, dict[str, object]],
+    message: str,
 ) -> None:
-    path = copy_demo(members_path, tmp_path, mlp={"runtime": "tensorflow"})
+    path = copy_demo(members_path, tmp_path, **changes)
     with serve(create_app(make_settings(members_path=path)), wait_ready=False) as url:
         deadline = time.monotonic() + 30
-        while (response := httpx.get(f"{url}/readyz")).json().get("error", {}).get(
-            "code"
-        ) == "not_ready":
+        while (response := httpx.get(f"{url}/readyz")).json()["error"]["code"] == "not_ready":
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "model_load_failed"
-    assert "members[1] ('mlp').runtime" in error["message"]
+    assert message in error["message"]
 
 
 def test_members_describes_every_member(client: httpx.Client) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ BASE = {
         {
             "name": "second",
             "runtime": "onnxruntime",
-            "path": "/abs/second.onnx",
+            "path": "models/second.onnx",
             "hedge_after_ms": 20,
         },
     ],
@@ -25,6 +26,10 @@ BASE = {
 
 
 def write(tmp_path: Path, document: object) -> Path:
+    """The members file in `tmp_path`, beside the (empty) model files BASE names."""
+    (tmp_path / "models").mkdir(exist_ok=True)
+    for name in ("first.pt", "models/second.onnx"):
+        (tmp_path / name).touch()
     path = tmp_path / "members.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
@@ -37,10 +42,13 @@ def with_member(index: int, **changes: object) -> dict[str, object]:
 
 
 def test_a_valid_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
-    spec = load_ensemble(write(tmp_path, {**BASE, "stacker": "stacker.json"}))
+    elsewhere = tmp_path / "elsewhere.pt"
+    elsewhere.touch()
+    document = {**with_member(1, path=str(elsewhere)), "stacker": "stacker.json"}
+    spec = load_ensemble(write(tmp_path, document))
     first, second = spec.members
     assert first.path == tmp_path / "first.pt"
-    assert second.path == Path("/abs/second.onnx")
+    assert second.path == elsewhere
     assert spec.stacker == tmp_path / "stacker.json"
     assert first.required
     assert not second.required
@@ -58,6 +66,7 @@ def test_a_valid_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
         (with_member(0, weight=-1), "members[0] ('first').weight"),
         (with_member(1, hedge_after_ms=600), "could never answer"),
         (with_member(0, path=None), "needs a path"),
+        (with_member(1, path="absent.onnx"), "members[1] ('second').path"),
         (with_member(0, runtime="python", path=None), "needs factory"),
         (with_member(0, colour="red"), "members[0] ('first').colour"),
         (with_member(1, name="first"), "repeated: first"),
@@ -72,13 +81,7 @@ def test_a_valid_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
 def test_a_bad_file_is_refused_naming_what_is_wrong(
     tmp_path: Path, document: object, message: str
 ) -> None:
-    with pytest.raises(
-        ConfigError,
-        match=message.replace("(", r"\(")
-        .replace(")", r"\)")
-        .replace("[", r"\[")
-        .replace("]", r"\]"),
-    ):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         load_ensemble(write(tmp_path, document))
 
 

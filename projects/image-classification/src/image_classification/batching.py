@@ -22,12 +22,11 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from opentelemetry import trace
 
 from image_classification.errors import InferenceTimeout, NotReady, Overloaded
-from image_classification.observability import Metrics
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +34,34 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 BatchFn = Callable[[Sequence[T]], Sequence[R] | Awaitable[Sequence[R]]]
+
+
+class _Observed(Protocol):
+    def observe(self, amount: float) -> None: ...
+
+
+class _Gauge(Protocol):
+    def set(self, value: float) -> None: ...
+
+
+class _Counted(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class _CountedByReason(Protocol):
+    def labels(self, reason: str, /) -> _Counted: ...
+
+
+class BatchMetrics(Protocol):
+    """What a batcher records: the batching pack's metrics of `Metrics` have these names,
+    and a service with several models gives each batcher its own set of the same shape."""
+
+    inference_latency: _Observed
+    queue_wait: _Observed
+    batch_size: _Observed
+    queue_depth: _Gauge
+    queue_capacity: _Gauge
+    rejected: _CountedByReason
 
 
 class Admission:
@@ -80,7 +107,7 @@ class MicroBatcher(Generic[T, R]):
         max_batch_size: int,
         max_wait_s: float,
         max_queue_size: int,
-        metrics: Metrics,
+        metrics: BatchMetrics,
         retry_after_s: int = 1,
         max_concurrent_batches: int = 1,
         tracer: trace.Tracer | None = None,
