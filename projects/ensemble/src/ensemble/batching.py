@@ -208,17 +208,33 @@ class MicroBatcher(Generic[T, R]):
         self._waiting_requests += 1
         self._has_items.set()
         futures = [p.future for p in pending]
+        answered = False
         try:
-            return list(await asyncio.wait_for(asyncio.gather(*futures), timeout_s))
+            results = list(await asyncio.wait_for(asyncio.gather(*futures), timeout_s))
+            answered = True
+            return results
         except TimeoutError:
             self._metrics.rejected.labels("timeout").inc(len(items))
             raise InferenceTimeout(f"inference did not finish within {timeout_s:g} s") from None
         finally:
             self._waiting_requests -= 1
-            # Cancelled futures are skipped by the worker, so an abandoned request's
-            # items never reach the model.
+            # Cancelled futures are skipped by the worker, so an abandoned request's items
+            # never reach the model; those still queued leave the queue now, or behind a
+            # stalled model they would hold places that live requests need.
             for future in futures:
                 future.cancel()
+            if not answered:
+                self._purge({id(p) for p in pending})
+
+    def _purge(self, abandoned: set[int]) -> None:
+        kept: collections.deque[_Pending[T, R]] = collections.deque()
+        for pending in self._queue:
+            if id(pending) in abandoned:
+                pending.queue_span.end()
+            else:
+                kept.append(pending)
+        self._queue = kept
+        self._metrics.queue_depth.set(len(kept))
 
     async def _run(self) -> None:
         while True:

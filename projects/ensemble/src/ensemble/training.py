@@ -4,7 +4,7 @@
 
 From scikit-learn's bundled digits (1,797 8x8 images; nothing is downloaded), split three
 ways: a test split (450) that judges the ensemble, a stacking split (300) the stacker is
-fitted on, and a pool the members train on, each a different three quarters of it with
+fitted on, and a pool the members train on, each a different half of it with
 its own seed. The members differ in architecture and runtime too: a CNN (TorchScript), an
 MLP exported to ONNX and quantised to int8 by the ONNX Runtime pack's gate, and a linear
 model (TorchScript). Writes the member files, `members.yaml`, the stacker, both splits and
@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ from ensemble.stacking import Split, evaluate, fit_stacker
 LABELS = [str(digit) for digit in range(10)]
 TEST_ITEMS = 450
 STACK_ITEMS = 300
-SUBSET = 0.75  # of the pool, per member
+SUBSET = 0.5  # of the pool, per member: each sees a different half
 _HEADER = """\
 # The demo ensemble (train-demo): three members that differ in architecture, runtime,
 # seed and training subset. cnn is required: without it the request fails. mlp and
@@ -63,6 +64,17 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_demo_ensemble(output_dir: Path, *, epochs: int = 40, seed: int = 0) -> TrainingReport:
+    # One intra-op thread: networks this small train fastest on one, and the same result
+    # comes out whatever the host's core count (more threads reorder the float sums).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_demo_ensemble(output_dir, epochs=epochs, seed=seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_demo_ensemble(output_dir: Path, *, epochs: int, seed: int) -> TrainingReport:
     started = time.perf_counter()
     output_dir.mkdir(parents=True, exist_ok=True)
     x, y = digits()
@@ -77,11 +89,15 @@ def train_demo_ensemble(output_dir: Path, *, epochs: int = 40, seed: int = 0) ->
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning)  # torch.jit
-        cnn = _train(DigitsCNN(), pool_x, pool_y, seed=seed + 1, epochs=epochs)
+        # A quarter of the epochs: trained fully the CNN is right on 99.6% of the test split
+        # alone, and averaging in two weaker members only costs it (measured: 0.9956 against
+        # the best aggregation's 0.9889). Members comparably accurate that err differently
+        # are when an ensemble pays, and what the demo shows.
+        cnn = _train(DigitsCNN, pool_x, pool_y, seed=seed + 1, epochs=max(1, epochs // 4))
         _save_torchscript(cnn, output_dir / "cnn.pt", pool_x[:2])
-        linear = _train(DigitsLinear(), pool_x, pool_y, seed=seed + 3, epochs=epochs * 2, lr=0.05)
+        linear = _train(DigitsLinear, pool_x, pool_y, seed=seed + 3, epochs=epochs * 2, lr=0.05)
         _save_torchscript(linear, output_dir / "linear.pt", pool_x[:2])
-    mlp = _train(DigitsMLP(), pool_x, pool_y, seed=seed + 2, epochs=epochs)
+    mlp = _train(DigitsMLP, pool_x, pool_y, seed=seed + 2, epochs=epochs)
     mlp_file = _export_mlp(mlp, output_dir, calibration=pool_x, held_out=stack_x, labels=stack_y)
 
     members = [
@@ -115,11 +131,19 @@ def _member(name: str, runtime: str, path: Path, **fields: object) -> dict[str, 
 
 
 def _train(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, *, seed: int, epochs: int, lr: float = 0.01
+    network: Callable[[], nn.Module],
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    seed: int,
+    epochs: int,
+    lr: float = 0.01,
 ) -> nn.Module:
-    """Adam on a random SUBSET of (x, y) drawn with `seed`, full-batch shuffled each epoch."""
+    """A new `network` trained with Adam on a random SUBSET of (x, y), in shuffled batches
+    of 64, everything random drawn from `seed`."""
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(seed)  # the initial weights and dropout, as well as the subset
+    model = network()
     chosen = torch.randperm(len(x), generator=generator)[: int(len(x) * SUBSET)]
     inputs, targets = torch.from_numpy(x)[chosen], torch.from_numpy(y)[chosen]
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)

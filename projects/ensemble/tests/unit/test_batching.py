@@ -144,6 +144,24 @@ async def test_timed_out_items_never_reach_the_model() -> None:
     assert [i for b in model.batches for i in b] == [1, 3]
 
 
+async def test_timed_out_items_leave_the_queue_at_once() -> None:
+    model = RecordingModel(delay_s=1.0)
+    batcher = make_batcher(model, max_batch_size=1, max_queue_size=2)
+    await batcher.start()
+    try:
+        busy = asyncio.create_task(batcher.submit([1], 5))
+        assert await asyncio.to_thread(model.called.wait, 5)
+        with pytest.raises(InferenceTimeout):
+            await batcher.submit([7, 8], 0.05)
+        # Behind the busy model the expired items would fill the queue: they are gone, and
+        # the places they held take live items.
+        assert batcher.queue_depth == 0
+        assert await batcher.submit([2, 3], 5) == [4, 6]
+        assert await busy == [2]
+    finally:
+        await batcher.stop()
+
+
 async def test_a_failing_batch_fails_its_callers_and_the_batcher_recovers() -> None:
     model = RecordingModel(fail_on=13)
     batcher = make_batcher(model)
