@@ -110,6 +110,7 @@ async def members(request: Request) -> EnsembleInfo:
                 required=m.spec.required,
                 hedge_after_ms=m.spec.hedge_after_ms,
                 loaded=m.loaded,
+                inline=m.batcher is not None and m.batcher.inline,
                 breaker=m.breaker.state.name.lower(),  # type: ignore[arg-type]
                 failure=m.failure,
             )

@@ -8,7 +8,9 @@ within its deadline), `error` (the model raised), `overloaded` (its queue is ful
 
 A member with `hedge_after_ms` sends a second call when the first has not answered by
 then, and takes whichever answers first: one slow batch (a stalled worker, a noisy
-neighbour) then costs the hedge delay, not the deadline. It pays with two or more workers.
+neighbour) then costs the hedge delay, not the deadline. A hedge goes out only while one of
+the member's workers is idle (it pays with two or more) and within a budget of a tenth of
+its calls, so that under load, when every call is slow, hedging does not double the load.
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from ensemble.settings import Settings
 
 logger = logging.getLogger(__name__)
 
+# At most this share of a member's calls is hedged.
+HEDGE_SHARE = 0.1
 # Why a member did not answer; the response and the metrics use these words.
 REASONS = ("deadline", "error", "overloaded", "circuit_open", "not_loaded")
 
@@ -183,6 +187,7 @@ class Member:
         self.max_batch_size = spec.max_batch_size or settings.max_batch_size
         self.max_queue_size = spec.max_queue_size or settings.max_queue_size
         self.workers = spec.workers or settings.inference_workers
+        self.hedges = HedgeBudget()
 
     @property
     def loaded(self) -> bool:
@@ -212,21 +217,32 @@ class Member:
             max_concurrent_batches=self.workers,
             tracer=self.tracer,
         )
+        seconds = float("inf")
         try:
             for size in dict.fromkeys((1, self.max_batch_size)):
                 for _ in range(max(1, self.settings.warmup_iterations)):
-                    await asyncio.to_thread(self._infer, [np.zeros(features, np.float32)] * size)
+                    seconds = await asyncio.to_thread(self._timed, features, size)
         except Exception as exc:
             logger.warning(
                 "member failed its warm-up; its breaker starts open",
                 extra={"member": self.name, "error": f"{type(exc).__name__}: {exc}"},
             )
             self.breaker.trip()
+        else:
+            # The last run of the largest batch decides where the member runs.
+            self.batcher.inline = self.spec.runtime != "python" and (
+                seconds * 1000 < self.settings.inline_below_ms
+            )
         await self.batcher.start()
 
     async def stop(self) -> None:
         if self.batcher is not None:
             await self.batcher.stop()
+
+    def _timed(self, features: int, size: int) -> float:
+        started = time.perf_counter()
+        self._infer([np.zeros(features, np.float32)] * size)
+        return time.perf_counter() - started
 
     def _infer(self, items: Sequence[np.ndarray]) -> list[np.ndarray]:
         assert self.model is not None
@@ -322,10 +338,11 @@ class Member:
         batcher = self.batcher
         first = asyncio.ensure_future(batcher.submit(rows, deadline - time.monotonic(), admission))
         hedge_after = self.spec.hedge_after_ms
+        self.hedges.earn()
         if hedge_after is None:
             return np.stack(await first)
         done, _ = await asyncio.wait({first}, timeout=hedge_after / 1000)
-        if done or deadline - time.monotonic() <= 0:
+        if done or deadline - time.monotonic() <= 0 or not self._may_hedge():
             return np.stack(await first)
         second = asyncio.ensure_future(batcher.submit(rows, deadline - time.monotonic()))
         calls = {first: "first", second: "hedge"}
@@ -342,6 +359,32 @@ class Member:
             for task in calls:
                 task.cancel()
             await asyncio.gather(*calls, return_exceptions=True)
+
+    def _may_hedge(self) -> bool:
+        """A hedge only where it can help, a worker being idle (one queued behind the
+        straggler would only wait for it), and within the member's hedge budget."""
+        assert self.batcher is not None
+        return self.batcher.idle_workers > 0 and self.hedges.spend()
+
+
+class HedgeBudget:
+    """Hedges as a share of calls: each call earns `share` of a hedge, each hedge spends
+    one, and at most `burst` are saved up. Under load every call is slow, and hedging them
+    all would double the load that made them slow."""
+
+    def __init__(self, share: float = HEDGE_SHARE, burst: float = 10.0) -> None:
+        self.share = share
+        self.burst = burst
+        self.tokens = burst
+
+    def earn(self) -> None:
+        self.tokens = min(self.burst, self.tokens + self.share)
+
+    def spend(self) -> bool:
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
 
 
 def _check_file(path: Path, sha256: str | None) -> None:

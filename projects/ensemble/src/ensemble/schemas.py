@@ -67,6 +67,7 @@ class MemberInfo(BaseModel):
     required: bool
     hedge_after_ms: float | None
     loaded: bool
+    inline: bool = Field(description="Whether its calls run on the event loop (a tiny model).")
     breaker: Literal["closed", "half_open", "open"]
     failure: str | None = Field(description="Why it did not load, if it did not.")
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     # workers running its batches side by side, keeps members from fighting for the cores.
     torch_threads: int = Field(default=1, ge=1)
     max_inputs_per_request: int = Field(default=64, ge=1)
+    # A torch or ONNX Runtime member whose largest batch takes less than this at warm-up
+    # runs on the event loop: handing a call to a worker thread and back costs about
+    # 0.2 ms on a small CPU, more than a tiny model's whole call. 0 keeps every member on
+    # its workers; a python member always is (its calls may stall, and deadlines must fire).
+    inline_below_ms: float = Field(default=1.0, ge=0)
 
     # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
     # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.

@@ -311,6 +311,27 @@ def test_members_describes_every_member(client: httpx.Client) -> None:
     assert all(m["loaded"] and m["breaker"] == "closed" for m in info["members"])
 
 
+@pytest.mark.parametrize("inline_below_ms", [0.0, 1e6])
+def test_fast_members_run_on_the_event_loop_and_python_members_never_do(
+    make_settings: Callable[..., Settings],
+    members_path: Path,
+    tmp_path: Path,
+    digit_inputs: Inputs,
+    auth_headers: dict[str, str],
+    inline_below_ms: float,
+) -> None:
+    path = copy_demo(members_path, tmp_path, linear=stand_in("flaky", weight=0.1))
+    FlakyModel.failing = False
+    settings = make_settings(members_path=path, inline_below_ms=inline_below_ms)
+    with running(settings, auth_headers) as http:
+        inline = {m["name"]: m["inline"] for m in http.get("/v1/members").json()["members"]}
+        answer = classify(http, [digit_inputs["3"]]).json()
+    fast = inline_below_ms > 0
+    assert inline == {"cnn": fast, "mlp": fast, "linear": False}
+    assert answer["degraded"] is False
+    assert answer["predictions"][0]["label"] == "3"
+
+
 def test_metrics_cover_each_member_and_the_ensemble(
     client: httpx.Client, digit_inputs: Inputs
 ) -> None:

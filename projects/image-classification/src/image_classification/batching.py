@@ -111,11 +111,16 @@ class MicroBatcher(Generic[T, R]):
         retry_after_s: int = 1,
         max_concurrent_batches: int = 1,
         tracer: trace.Tracer | None = None,
+        inline: bool = False,
     ) -> None:
         if min(max_batch_size, max_queue_size, max_concurrent_batches) < 1:
             raise ValueError("batch size, queue size and concurrent batches must be at least 1")
         self._infer = infer
         self._is_async = inspect.iscoroutinefunction(infer)
+        # A synchronous `infer` so fast that handing it to a worker thread and back costs
+        # more than the call itself may run on the event loop instead; it then blocks the
+        # loop for as long as it runs, so only a call of bounded, measured length should.
+        self.inline = inline
         self.max_batch_size = max_batch_size
         self.max_wait_s = max_wait_s
         self.max_queue_size = max_queue_size
@@ -136,6 +141,11 @@ class MicroBatcher(Generic[T, R]):
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
+
+    @property
+    def idle_workers(self) -> int:
+        """Batches that could start now: the concurrent batches not in flight."""
+        return self.max_concurrent_batches - len(self._running)
 
     async def start(self) -> None:
         if self._worker is not None:
@@ -308,5 +318,7 @@ class MicroBatcher(Generic[T, R]):
     async def _call(self, items: list[T]) -> Sequence[R]:
         if self._is_async:
             return await self._infer(items)  # type: ignore[misc]
+        if self.inline:
+            return self._infer(items)  # type: ignore[return-value]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._infer, items)  # type: ignore[arg-type]
