@@ -71,7 +71,8 @@ _ERRORS = error_responses(
 async def classify(request: Request) -> ClassifyResponse:
     runtime: EnsembleRuntime = ready_runtime(request)
     settings: Settings = request.app.state.settings
-    deadline = time.monotonic() + settings.request_timeout_s
+    arrived = time.monotonic()
+    deadline = arrived + settings.request_timeout_s
     # A place in every member's queue before reading a byte: a full queue refuses at once.
     with runtime.admit() as admissions:
         body = await _read_request(request)
@@ -84,7 +85,7 @@ async def classify(request: Request) -> ClassifyResponse:
                 code="stacking_unavailable",
             )
         answer = await runtime.classify(
-            inputs, aggregation, deadline=deadline, admissions=admissions
+            inputs, aggregation, arrived=arrived, deadline=deadline, admissions=admissions
         )
     return _response(answer, spec, runtime)
 

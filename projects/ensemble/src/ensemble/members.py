@@ -274,8 +274,8 @@ class Member:
             raise MemberFailure(self.name, "overloaded", exc.message) from None
 
     async def call(self, inputs: np.ndarray, deadline: float, admission: Admission) -> np.ndarray:
-        """Class probabilities (inputs, classes), or MemberFailure. Waits until the earlier
-        of `deadline` (monotonic) and the member's own deadline, never longer."""
+        """Class probabilities (inputs, classes), or MemberFailure. Waits until `deadline`
+        (monotonic; the caller's, never later than the member's own), never longer."""
         started = time.monotonic()
         try:
             result = await self._call(

@@ -173,12 +173,24 @@ class EnsembleRuntime:
         return admissions
 
     async def classify(
-        self, inputs: np.ndarray, aggregation: str, *, deadline: float, admissions: Admissions
+        self,
+        inputs: np.ndarray,
+        aggregation: str,
+        *,
+        arrived: float,
+        deadline: float,
+        admissions: Admissions,
     ) -> EnsembleAnswer:
-        """Every admitted member's answer on `inputs` (inputs, features), combined."""
+        """Every admitted member's answer on `inputs` (inputs, features), combined. Member
+        deadlines count from `arrived` (monotonic), when the request came in: reading and
+        checking it is part of the time a member's deadline allows."""
         calls = {
             member.name: asyncio.ensure_future(
-                member.call(inputs, deadline, admissions.places.pop(member.name))
+                member.call(
+                    inputs,
+                    min(deadline, arrived + member.spec.deadline_s),
+                    admissions.places.pop(member.name),
+                )
             )
             for member in self.members
             if member.name in admissions.places
@@ -189,7 +201,8 @@ class EnsembleRuntime:
         with self.tracer.start_as_current_span("fan-out", attributes={"members": len(calls)}):
             # Each call ends by its own deadline; this bound only guards against one that
             # does not (a runtime that ignores cancellation).
-            limit = min(deadline - time.monotonic(), self.loaded_spec().deadline_s) + 0.05
+            limit = min(deadline, arrived + self.loaded_spec().deadline_s) - time.monotonic()
+            limit += 0.05
             late: set[asyncio.Future[np.ndarray]] = set()
             if calls:
                 _, late = await asyncio.wait(calls.values(), timeout=max(0.0, limit))

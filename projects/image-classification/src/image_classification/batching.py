@@ -208,6 +208,15 @@ class MicroBatcher(Generic[T, R]):
                 "retry later",
                 retry_after_s=self.retry_after_s,
             )
+        if (
+            self.inline
+            and not self._queue
+            and not self._running
+            and len(items) <= self.max_batch_size
+        ):
+            # Nothing to merge with and nothing to wait for: the call runs now, as its batch
+            # would have, without the trip through the queue.
+            return self._run_inline(list(items))
         loop = asyncio.get_running_loop()
         pending = [
             _Pending[T, R](item, loop.create_future(), self._tracer.start_span("queue"))
@@ -314,6 +323,19 @@ class MicroBatcher(Generic[T, R]):
             self._metrics.inference_latency.observe(time.perf_counter() - started)
             span.end()
             self._slots.release()
+
+    def _run_inline(self, items: list[T]) -> list[R]:
+        started = time.perf_counter()
+        self._metrics.queue_wait.observe(0.0)
+        self._metrics.batch_size.observe(len(items))
+        with self._tracer.start_as_current_span("inference", attributes={"batch.size": len(items)}):
+            try:
+                results = list(self._infer(items))  # type: ignore[arg-type]
+            finally:
+                self._metrics.inference_latency.observe(time.perf_counter() - started)
+        if len(results) != len(items):
+            raise RuntimeError(f"model returned {len(results)} results for {len(items)} items")
+        return results
 
     async def _call(self, items: list[T]) -> Sequence[R]:
         if self._is_async:

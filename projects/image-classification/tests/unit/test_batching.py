@@ -162,6 +162,30 @@ async def test_timed_out_items_leave_the_queue_at_once() -> None:
         await batcher.stop()
 
 
+async def test_an_inline_model_runs_on_the_event_loop_thread() -> None:
+    model = RecordingModel()
+    threads: list[int] = []
+
+    def infer(items: Sequence[int]) -> list[int]:
+        threads.append(threading.get_ident())
+        return model(items)
+
+    metrics = Metrics()
+    batcher = MicroBatcher(
+        infer, max_batch_size=8, max_wait_s=0.0, max_queue_size=64, metrics=metrics, inline=True
+    )
+    await batcher.start()
+    try:
+        assert await batcher.submit([1, 2], 5) == [2, 4]
+        assert await asyncio.gather(*(batcher.submit([i], 5) for i in range(4))) == [
+            [0], [2], [4], [6]
+        ]  # fmt: skip
+    finally:
+        await batcher.stop()
+    assert set(threads) == {threading.get_ident()}
+    assert sum(len(b) for b in model.batches) == 6
+
+
 async def test_a_failing_batch_fails_its_callers_and_the_batcher_recovers() -> None:
     model = RecordingModel(fail_on=13)
     batcher = make_batcher(model)
