@@ -86,7 +86,7 @@ def gallery_differences(kind: str) -> list[str]:
 
 
 def _compare(left: Path, right: Path, prefix: str = "") -> list[str]:
-    ignored = {"__pycache__", ".pytest_cache", ".ruff_cache", "models", ".venv"}
+    ignored = {"__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis", "models", ".venv"}
     cmp = filecmp.dircmp(left, right, ignore=list(ignored))
     differences = [f"{prefix}{name} (only in fresh render)" for name in cmp.left_only]
     differences += [f"{prefix}{name} (only in projects/)" for name in cmp.right_only]

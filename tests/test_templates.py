@@ -193,7 +193,7 @@ def test_names_flow_from_the_answers(tmp_path: Path, kind: str) -> None:
     code = "\n".join(p.read_text() for p in (project / "src").rglob("*.py"))
     assert "from shop_vision.settings import Settings" in code
     # The kind's default package is named nowhere as a module: not imported, not run with
-    # -m, not a dotted path (the word itself may be plain prose, as "ensemble" is).
+    # -m, not a dotted path (the word itself may be plain prose in a docstring).
     package = re.escape(kinds.kind(kind).package)
     hard_coded = re.compile(rf"(?:from|import|-m)\s+{package}\b|\b{package}\.\w")
     assert not hard_coded.findall(code), hard_coded.findall(code)
