@@ -21,6 +21,7 @@ the script block above when it is missing.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import shutil
@@ -150,8 +151,10 @@ def kind(session: nox.Session, kind: str, device: str) -> None:
 @nox.session(python=PYTHON)
 @nox.parametrize("combination", COMBINATIONS)
 def combination(session: nox.Session, combination: str) -> None:
-    """A kind's answer combination: rendered, ruff-clean, and the project's tests of each
-    answer it changes (their markers), in its own environment."""
+    """A kind's answer combination: rendered, ruff-clean, and in its own environment the
+    project's tests of each answer it changes (their markers). An answer value an earlier
+    combination of the kind already tested runs only the tests it shares with another
+    answer changed here: the suites of a value run once, the pairs of answers in each."""
     kind_name, name = combination.split("/")
     kind = kinds.kind(kind_name)
     _install(session, *DEV)
@@ -164,16 +167,42 @@ def combination(session: nox.Session, combination: str) -> None:
         # Each answer that changes tests is a marker the project registers.
         pytest_options = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["pytest"]
         markers = {line.split(":")[0] for line in pytest_options["ini_options"]["markers"]}
-        changed = sorted(set(kind.combinations[name]) & markers)
+        answers = kind.combinations[name]
+        changed = sorted(set(answers) & markers)
         if not changed:
             session.error(f"{combination} changes no answer with a marker ({sorted(markers)})")
+        selected, tested = _marker_expression(kind, name, changed)
         _install(session, TORCH_CPU, *_requirements(project, ("test", "deploy")))
         env = {"PYTHONPATH": "src", "TEST_DEVICE": "cpu", **_prepare_needs(session, kind)}
         with session.chdir(project):
             session.run("ruff", "check", "--no-cache", ".")
             session.run("ruff", "format", "--no-cache", "--check", ".")
-            selected = " or ".join(changed)
-            session.run("python", "-m", "pytest", "-m", selected, *session.posargs, env=env)
+            # With nothing new to test, the suite is still collected (every module imports);
+            # exit 5 is pytest's "collected, none selected".
+            options = ["-m", selected] if selected else ["--collect-only", "-q"]
+            session.run(
+                "python",
+                "-m",
+                "pytest",
+                *options,
+                *session.posargs,
+                env=env,
+                success_codes=[0] if tested else [0, 5],
+            )
+
+
+def _marker_expression(kind: kinds.Kind, name: str, changed: list[str]) -> tuple[str, bool]:
+    """The pytest -m expression for combination `name` of `kind`, and whether any answer
+    value in it is tested here for the first time."""
+    answers = kind.combinations[name]
+    earlier: list[dict[str, object]] = []
+    for other, values in kind.combinations.items():
+        if other == name:
+            break
+        earlier.append(values)
+    first = [m for m in changed if all(values.get(m) != answers[m] for values in earlier)]
+    pairs = [f"({a} and {b})" for a, b in itertools.combinations(changed, 2)]
+    return " or ".join(first + pairs), bool(first)
 
 
 def _prepare_needs(session: nox.Session, kind: kinds.Kind) -> dict[str, str]:
