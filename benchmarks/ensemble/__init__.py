@@ -11,6 +11,10 @@ Contenders (every one with the same intra-op thread count, `--threads`):
 - ours: the rendered service at its defaults, serving the demo members file;
 - sequential-fastapi: a plain FastAPI endpoint that calls the same three members in turn
   and averages their probabilities with the same weights (sequential_server.py);
+- http-floor: the same app calling no member, answering a fixed prediction it computed
+  at start (the same body read and checked, the same JSON written): what HTTP, FastAPI
+  and the load generator cost alone on this machine, so that what the ensemble adds can
+  be told from what any Python HTTP service pays;
 - ours-slow-member: the service with the demo's members file but for `linear`, replaced by
   a stand-in that sleeps ten times its 50 ms deadline (slow_member.py), its circuit breaker
   kept closed so that every request waits on that deadline; its answers leave that member
@@ -102,7 +106,24 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         argv = [sys.executable, "-m", "ensemble", "serve"]
         return ServerSpec(name, argv, f"http://127.0.0.1:{port}/readyz", env, cwd=workdir)
 
-    ports = {name: free_port() for name in ("ours", "sequential", "slow")}
+    ports = {name: free_port() for name in ("ours", "sequential", "floor", "slow")}
+
+    def sequential(name: str, port: int, *extra: str) -> ServerSpec:
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.ensemble.sequential_server",
+            "--members",
+            str(members_path),
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+            *extra,
+        ]
+        env = {**common_env, "PYTHONPATH": pythonpath}
+        return ServerSpec(name, argv, f"http://127.0.0.1:{port}/health", env, cwd=workdir)
+
     service_settings = {
         "APP_TORCH_THREADS": threads,
         "APP_INFERENCE_WORKERS": "2 per member (default)",
@@ -125,29 +146,22 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             name="sequential-fastapi",
             description="FastAPI `def` endpoint calling the same three members one after "
             "another, weighted mean",
-            servers=[
-                ServerSpec(
-                    "sequential-fastapi",
-                    [
-                        sys.executable,
-                        "-m",
-                        "benchmarks.ensemble.sequential_server",
-                        "--members",
-                        str(members_path),
-                        "--port",
-                        str(ports["sequential"]),
-                        "--threads",
-                        str(threads),
-                    ],
-                    f"http://127.0.0.1:{ports['sequential']}/health",
-                    {**common_env, "PYTHONPATH": pythonpath},
-                    cwd=workdir,
-                )
-            ],
+            servers=[sequential("sequential-fastapi", ports["sequential"])],
             base_url=f"http://127.0.0.1:{ports['sequential']}",
             requests=requests,
             top_label=_combined_label,
             settings={"torch threads": threads, "uvicorn workers": 1},
+        ),
+        Contender(
+            name="http-floor",
+            description="the sequential app answering a fixed prediction, no member called: "
+            "HTTP, FastAPI and JSON alone under this load generator",
+            servers=[sequential("http-floor", ports["floor"], "--floor")],
+            base_url=f"http://127.0.0.1:{ports['floor']}",
+            requests=requests,
+            top_label=_combined_label,
+            agreement_group="http-floor",
+            settings={"uvicorn workers": 1},
         ),
         Contender(
             name="ours-slow-member",
@@ -355,6 +369,11 @@ def _targets(slow_check: DegradedCheck) -> list[Target]:
                 f"{ours['max']:.2f}) ms vs limit {limit['median']:.2f} ({limit['min']:.2f}-"
                 f"{limit['max']:.2f}) ms"
             )
+            if floor := _cell(results, "http-floor", 1, metric):
+                text += (
+                    f"; HTTP alone (http-floor) {floor['median']:.2f} ms, so the ensemble adds "
+                    f"{ours['median'] - limit['median'] - floor['median']:+.2f} ms beyond it"
+                )
             return Outcome(added <= bound_ms, text)
 
         label = metric.removesuffix("_ms")
@@ -369,6 +388,8 @@ def _targets(slow_check: DegradedCheck) -> list[Target]:
             return Outcome(None, "limit not measured")
         share = ours["median"] / limit["median"]
         text = f"{share:.0%}: ours {_text(ours, 'req/s')} vs limit {_text(limit, 'req/s')}"
+        if floor := _cell(results, "http-floor", c, "throughput_rps"):
+            text += f"; HTTP alone (http-floor) {_text(floor, 'req/s')}"
         return Outcome(share >= LIMIT_SHARE, text)
 
     def versus_sequential(metric: str, level: int) -> Target:

@@ -8,7 +8,11 @@ service's own loaders (common.py) and combines them with the service's own `soft
 `weighted`, so every difference from the service is in how the work is scheduled. It takes
 the service's JSON body and answers the same `predictions`.
 
-python -m benchmarks.ensemble.sequential_server --members DIR/members.yaml --port P
+With `--floor` it calls no member and answers every request with the answer it computed
+once at start, for the first row of the demo's test split: the same body read and checked,
+the same JSON written, so what it measures is HTTP, FastAPI and the load generator alone.
+
+python -m benchmarks.ensemble.sequential_server --members DIR/members.yaml --port P [--floor]
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ class ClassifyRequest(BaseModel):
     aggregation: Literal["weighted"] = "weighted"
 
 
-def create_app(members_path: Path, threads: int, device: str) -> FastAPI:
+def create_app(members_path: Path, threads: int, device: str, *, floor: bool = False) -> FastAPI:
     from ensemble.aggregation import softmax, weighted
 
     spec, models = load_members(members_path, threads, device)
@@ -43,9 +47,7 @@ def create_app(members_path: Path, threads: int, device: str) -> FastAPI:
     def health() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.post("/v1/classify")
-    def classify(body: ClassifyRequest) -> dict[str, Any]:
-        inputs = np.asarray(body.inputs, dtype=np.float32)
+    def answer(inputs: np.ndarray) -> dict[str, Any]:
         answers = [
             softmax(np.asarray(model.predict(inputs)).astype(np.float32)) for model in models
         ]
@@ -70,6 +72,16 @@ def create_app(members_path: Path, threads: int, device: str) -> FastAPI:
             )
         return {"aggregation": "weighted", "members": names, "predictions": predictions}
 
+    with np.load(members_path.parent / "test.npz") as data:  # train-demo's test split
+        fixed = answer(data["inputs"][:1].astype(np.float32))
+
+    @app.post("/v1/classify")
+    def classify(body: ClassifyRequest) -> dict[str, Any]:
+        inputs = np.asarray(body.inputs, dtype=np.float32)
+        if floor:
+            return fixed
+        return answer(inputs)
+
     return app
 
 
@@ -79,8 +91,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--floor", action="store_true", help="answer without the members")
     args = parser.parse_args()
-    app = create_app(args.members, args.threads, args.device)
+    app = create_app(args.members, args.threads, args.device, floor=args.floor)
     uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="warning", access_log=False)
 
 
