@@ -1,6 +1,12 @@
 """A closed-loop load generator: N clients, each sending its next request when the last
 one is answered, for a fixed time. Only 127.0.0.1 is ever targeted.
 
+The clients share one aiohttp session with a connection per client. On 2 cores an httpx
+client was the bottleneck: against a FastAPI endpoint answering a fixed body it reached
+231 requests/s at 32 clients (p50 83 ms) where aiohttp reached 1,754 (p50 16 ms), and at one
+client 568 against 1,063. The load generator shares the machine with the services it
+measures, so its cost per request is kept as low as it can be.
+
 The first `warmup_s` seconds are not counted; a request counts in the window when it
 finishes inside it. When the window closes, clients stop sending and the requests still
 in flight are awaited (bounded by the request timeout), so the next cell starts on an
@@ -16,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 
 # Bounds every client loop by count as well as by time.
 MAX_REQUESTS_PER_CLIENT = 100_000
@@ -42,18 +48,18 @@ class RequestFailed(Exception):
 
 # One request and its whole answer. Returns what the suite measures beside the latency
 # (time.perf_counter() values and counts, e.g. when the first token came); raises
-# RequestFailed or httpx.HTTPError for a failure.
-Exchange = Callable[[httpx.AsyncClient, RequestSpec], Awaitable[Mapping[str, Any]]]
+# RequestFailed, aiohttp.ClientError or TimeoutError for a failure.
+Exchange = Callable[[aiohttp.ClientSession, RequestSpec], Awaitable[Mapping[str, Any]]]
 
 
-async def plain_exchange(client: httpx.AsyncClient, spec: RequestSpec) -> Mapping[str, Any]:
+async def plain_exchange(client: aiohttp.ClientSession, spec: RequestSpec) -> Mapping[str, Any]:
     """Send, read the whole body, expect 200: what a request/response service does."""
-    response = await client.request(
-        spec.method, spec.path, content=spec.content, headers=spec.headers
-    )
-    await response.aread()
-    if response.status_code != 200:
-        raise RequestFailed(f"http_{response.status_code}")
+    async with client.request(
+        spec.method, spec.path, data=spec.content, headers=spec.headers
+    ) as response:
+        await response.read()
+        if response.status != 200:
+            raise RequestFailed(f"http_{response.status}")
     return {}
 
 
@@ -114,9 +120,9 @@ async def closed_loop(
     if on_window is not None:
         on_window(window_start, window_end)
     records: list[Record] = []
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    timeout = httpx.Timeout(timeout_s)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=timeout) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as client:
 
         async def one_client(index: int) -> None:
             await asyncio.sleep(ramp_s * index / concurrency)
@@ -131,11 +137,11 @@ async def closed_loop(
                     extra = await exchange(client, spec)
                 except RequestFailed as exc:
                     error = exc.kind
-                except httpx.HTTPError as exc:
+                except (aiohttp.ClientError, TimeoutError) as exc:
                     error = type(exc).__name__
+                    if isinstance(exc, aiohttp.ClientConnectionError):
+                        await asyncio.sleep(0.05)  # a refused connection must not spin
                 records.append(Record(sent, time.perf_counter(), error, extra))
-                if error is not None and error.startswith(("Connect", "RemoteProtocol")):
-                    await asyncio.sleep(0.05)  # a refused connection must not spin
 
         clients = [asyncio.create_task(one_client(i)) for i in range(concurrency)]
         budget = warmup_s + duration_s + timeout_s + 5

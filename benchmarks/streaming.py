@@ -13,22 +13,24 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 
 from benchmarks.loadgen import RequestFailed, RequestSpec
 
 
-async def chat_stream(client: httpx.AsyncClient, spec: RequestSpec) -> Mapping[str, Any]:
+async def chat_stream(client: aiohttp.ClientSession, spec: RequestSpec) -> Mapping[str, Any]:
     first_token: float | None = None
     chunks = 0
     usage: Mapping[str, Any] | None = None
-    async with client.stream(
-        spec.method, spec.path, content=spec.content, headers=spec.headers
+    async with client.request(
+        spec.method, spec.path, data=spec.content, headers=spec.headers
     ) as response:
-        if response.status_code != 200:
-            await response.aread()
-            raise RequestFailed(f"http_{response.status_code}")
-        async for line in response.aiter_lines():
+        if response.status != 200:
+            await response.read()
+            raise RequestFailed(f"http_{response.status}")
+        async for raw in response.content:  # one server-sent-events line at a time
+            line = raw.decode()
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()

@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import numpy as np
 import yaml
@@ -310,15 +311,15 @@ class DegradedCheck:
         self.answers = 0
         self.reasons: collections.Counter[str] = collections.Counter()
 
-    async def __call__(self, client: httpx.AsyncClient, spec: RequestSpec) -> Mapping[str, Any]:
-        response = await client.request(
-            spec.method, spec.path, content=spec.content, headers=spec.headers
-        )
-        await response.aread()
-        if response.status_code != 200:
-            raise RequestFailed(f"http_{response.status_code}")
+    async def __call__(self, client: aiohttp.ClientSession, spec: RequestSpec) -> Mapping[str, Any]:
+        async with client.request(
+            spec.method, spec.path, data=spec.content, headers=spec.headers
+        ) as response:
+            content = await response.read()
+            if response.status != 200:
+                raise RequestFailed(f"http_{response.status}")
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             raise RequestFailed("not_json") from None
         self.answers += 1
