@@ -15,6 +15,14 @@ Contenders (every one with the same intra-op thread count, `--threads`):
   at start (the same body read and checked, the same JSON written): what HTTP, FastAPI
   and the load generator cost alone on this machine, so that what the ensemble adds can
   be told from what any Python HTTP service pays;
+- triton-ensemble: Triton's own ensemble scheduling over the same members, exported by the
+  project's `export-triton` and called directly (binary tensors, one call per request, every
+  member's logits back; the client's weighted mean is not timed). Triton is the server
+  PyTriton bundles, which has only the Python backend, so each member runs in a Python
+  process beside it (triton_peer.py): a handicap a full Triton with its libtorch and
+  onnxruntime backends does not have, which the notes state beside the figures;
+- ours-triton: the service with the exported members file, every member a `triton` member
+  calling its model on such a Triton server, each under its own deadline and batcher;
 - ours-slow-member: the service with the demo's members file but for `linear`, replaced by
   a stand-in that sleeps ten times its 50 ms deadline (slow_member.py), its circuit breaker
   kept closed so that every request waits on that deadline; its answers leave that member
@@ -38,6 +46,7 @@ import aiohttp
 import httpx
 import numpy as np
 import yaml
+from tritonclient.http import InferenceServerClient, InferInput, InferResult
 
 from benchmarks import stats
 from benchmarks.ensemble.slow_member import SLEEP_S
@@ -86,15 +95,31 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
     )
     print(trained.strip().splitlines()[-1], flush=True)
     members_path = demo / "members.yaml"
+    repository = workdir / "triton-repository"
+    run_python(
+        "-m",
+        "ensemble",
+        "export-triton",
+        "--members",
+        str(members_path),
+        "--output",
+        str(repository),
+        env={"PYTHONPATH": pythonpath},
+    )
     slow_members_path = _slow_members(members_path, demo / "members-slow.yaml")
     report = json.loads((demo / "report.json").read_text())
     with np.load(demo / "test.npz") as data:
         rows = data["inputs"][:REQUESTS].astype(np.float32)
     requests = [_request(row) for row in rows]
+    triton_requests = [_triton_request(row) for row in rows]
+    document = yaml.safe_load(members_path.read_text())
+    weights = {m["name"]: float(m.get("weight", 1.0)) for m in document["members"]}
+    labels = [str(label) for label in document["labels"]]
     common_env = {"OMP_NUM_THREADS": str(threads), "PYTHONUNBUFFERED": "1"}
 
-    def service(name: str, members: Path, port: int) -> ServerSpec:
+    def service(name: str, members: Path, port: int, **extra: str) -> ServerSpec:
         env = {
+            **extra,
             **common_env,
             "PYTHONPATH": pythonpath,  # the repository root: the slow stand-in's factory
             "APP_HOST": "127.0.0.1",
@@ -107,7 +132,27 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         argv = [sys.executable, "-m", "ensemble", "serve"]
         return ServerSpec(name, argv, f"http://127.0.0.1:{port}/readyz", env, cwd=workdir)
 
-    ports = {name: free_port() for name in ("ours", "sequential", "floor", "slow")}
+    ports = {
+        name: free_port()
+        for name in ("ours", "sequential", "floor", "slow", "triton", "ours-triton", "its-triton")
+    }
+
+    def triton(name: str, port: int) -> ServerSpec:
+        argv = [
+            sys.executable,
+            "-m",
+            "benchmarks.ensemble.triton_peer",
+            "--repository",
+            str(repository),
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+        ]
+        # The rendered project's root first: its `tests` package has the Triton server.
+        env = {**common_env, "PYTHONPATH": f"{render}:{render / 'src'}:{ROOT}"}
+        ready = f"http://127.0.0.1:{port}/v2/models/ensemble/ready"
+        return ServerSpec(name, argv, ready, env, cwd=workdir)
 
     def sequential(name: str, port: int, *extra: str) -> ServerSpec:
         argv = [
@@ -163,6 +208,39 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
             top_label=_combined_label,
             agreement_group="http-floor",
             settings={"uvicorn workers": 1},
+        ),
+        Contender(
+            name="triton-ensemble",
+            description="Triton's ensemble scheduling over the same members, called "
+            "directly (PyTriton's server: members in a Python process)",
+            servers=[triton("triton-ensemble", ports["triton"])],
+            base_url=f"http://127.0.0.1:{ports['triton']}",
+            requests=triton_requests,
+            top_label=lambda response: _triton_label(response, weights, labels),
+            settings={
+                "max_batch_size": "8 per member (the service's default)",
+                "max_queue_delay": "2 ms (the service's default wait)",
+                "instances": "2 per member",
+                "torch threads": threads,
+            },
+        ),
+        Contender(
+            name="ours-triton",
+            description="the generated service with every member on Triton (runtime: "
+            "triton), each under its own deadline",
+            servers=[
+                triton("ours-triton-server", ports["its-triton"]),
+                service(
+                    "ours-triton",
+                    repository / "members.yaml",
+                    ports["ours-triton"],
+                    APP_TRITON_URL=f"127.0.0.1:{ports['its-triton']}",
+                ),
+            ],
+            base_url=f"http://127.0.0.1:{ports['ours-triton']}",
+            requests=requests,
+            top_label=_combined_label,
+            settings={**service_settings, "members": "runtime triton, export-triton's file"},
         ),
         Contender(
             name="ours-slow-member",
@@ -221,8 +299,12 @@ def build(workdir: Path, device: str, options: Mapping[str, Any]) -> Suite:
         f"no HTTP, no batching, no aggregation; requests/s at concurrency {TARGET_CONCURRENCY}, "
         "its latency at concurrency 1 in the targets",
         notes=[
-            "Not measured yet: the service against a Triton ensemble of the same members; "
-            "there is no Triton form of the ensemble.",
+            "triton-ensemble and ours-triton run Triton 2.51 as PyTriton bundles it: the C++ "
+            "server and its ensemble scheduler, with only the Python backend, so every member "
+            "call goes from Triton to a Python process holding the member's file and back "
+            "(triton_peer.py). A full Triton would run the same files in its libtorch and "
+            "onnxruntime backends, without that hop: these figures are Triton's scheduling "
+            "and HTTP on this machine, not its backends.",
             "Members: the project's demo ensemble from `train-demo` (scikit-learn's digits, "
             "nothing downloaded): cnn (TorchScript, required, weight 2), mlp (ONNX Runtime "
             f"{'int8' if report.get('int8_member') else 'fp32'}, optional, weight 1, hedged "
@@ -284,6 +366,37 @@ def _slow_members(members_path: Path, target: Path) -> Path:
 def _request(row: np.ndarray) -> RequestSpec:
     body = json.dumps({"inputs": [row.tolist()], "aggregation": AGGREGATION}).encode()
     return RequestSpec("/v1/classify", body, {"content-type": "application/json"})
+
+
+def _triton_request(row: np.ndarray) -> RequestSpec:
+    """One digit for the Triton ensemble, in Triton's binary tensor protocol."""
+    tensor = InferInput("INPUT", [1, row.size], "FP32")
+    tensor.set_data_from_numpy(row.reshape(1, -1).astype(np.float32))
+    body, json_size = InferenceServerClient.generate_request_body([tensor])
+    headers = {"content-type": "application/octet-stream"}
+    if json_size is not None:
+        headers["inference-header-content-length"] = str(json_size)
+    return RequestSpec("/v2/models/ensemble/infer", body, headers)
+
+
+def _triton_label(
+    response: httpx.Response, weights: Mapping[str, float], labels: list[str]
+) -> tuple[str, float]:
+    """The weighted mean of the members' probabilities, from the logits Triton answers:
+    what the service's `weighted` computes, so the labels and scores must agree."""
+    length = response.headers.get("inference-header-content-length")
+    result = InferResult.from_response_body(
+        response.content, header_length=int(length) if length is not None else None
+    )
+    total = np.zeros(0)
+    for name, weight in weights.items():
+        logits = result.as_numpy(name)[0].astype(np.float64)
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        total = weight * probabilities if total.size == 0 else total + weight * probabilities
+    total /= sum(weights.values())
+    best = int(total.argmax())
+    return labels[best], round(float(total[best]), 4)
 
 
 def _combined_label(response: httpx.Response) -> tuple[str, float]:
@@ -408,6 +521,19 @@ def _targets(slow_check: DegradedCheck) -> list[Target]:
         label = metric.removesuffix("_ms")
         return Target(f"ours {label} < sequential FastAPI {label} (c={level})", check)
 
+    def versus_triton(results: Mapping[str, Any]) -> Outcome:
+        ours = _cell(results, "ours", c, "throughput_rps")
+        peer = _cell(results, "triton-ensemble", c, "throughput_rps")
+        if ours is None or peer is None:
+            return Outcome(None, "not measured")
+        text = (
+            f"{ours['median'] / peer['median']:.2f}x: ours {_text(ours, 'req/s')} vs "
+            f"triton-ensemble {_text(peer, 'req/s')}"
+        )
+        if on_triton := _cell(results, "ours-triton", c, "throughput_rps"):
+            text += f"; ours-triton (members on Triton) {_text(on_triton, 'req/s')}"
+        return Outcome(ours["median"] >= peer["median"], text)
+
     def accuracy(results: Mapping[str, Any]) -> Outcome:
         figures = results["settings"].get("accuracy") or {}
         members = {name: figures[name] for name in MEMBERS if name in figures}
@@ -455,6 +581,7 @@ def _targets(slow_check: DegradedCheck) -> list[Target]:
         overhead("p50_ms", P50_OVERHEAD_MS),
         overhead("p99_ms", P99_OVERHEAD_MS),
         Target(f"ours >= {LIMIT_SHARE:.0%} of the limit's throughput (c={c})", versus_limit),
+        Target(f"ours >= the Triton ensemble's throughput (c={c})", versus_triton),
         versus_sequential("p50_ms", 1),
         versus_sequential("p99_ms", c),
         Target("best aggregation >= best member, accuracy on held-out digits", accuracy),

@@ -28,6 +28,8 @@ def load_members(
 
     spec = load_ensemble(members_path)
     settings = Settings.model_construct(device=device, torch_threads=threads)
-    models = [load_model(member, settings) for member in spec.members]
+    models = [
+        load_model(member, settings, spec.input.size, len(spec.labels)) for member in spec.members
+    ]
     torch.set_num_threads(threads)
     return spec, models

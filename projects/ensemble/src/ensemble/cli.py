@@ -1,4 +1,5 @@
-"""Command line: `python -m ensemble serve | train-demo | fit-stacker | evaluate | demo`."""
+"""Command line: `python -m ensemble <command>`, one of serve, train-demo,
+fit-stacker, evaluate, export-triton and demo."""
 
 from __future__ import annotations
 
@@ -43,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
         "--min-accuracy", type=float, default=0.0, help="fail if the best aggregation is below"
     )
 
+    triton = subcommands.add_parser(
+        "export-triton", help="write the ensemble as a Triton model repository"
+    )
+    triton.add_argument("--members", type=Path, default=members, help="the members file")
+    triton.add_argument("--output", type=Path, default=Path("model_repository"))
+
     demo = subcommands.add_parser(
         "demo", help="train the demo members if needed, serve them and classify a sample"
     )
@@ -61,6 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "evaluate":
         return _evaluate(args.members, args.split, args.output, args.min_accuracy)
+    if args.command == "export-triton":
+        from ensemble.triton_repository import export_triton
+
+        # A member's own batching, else the settings' defaults (no service settings needed).
+        written = export_triton(args.members, args.output, Settings.model_construct())
+        print(f"wrote {args.output}/; serve it on Triton, then APP_MEMBERS_PATH={written}")
+        return 0
     return _demo(args.port, once=args.once)
 
 

@@ -15,12 +15,16 @@
         runtime: onnxruntime
         path: mlp.int8.onnx
         hedge_after_ms: 40           # a second call when the first has not answered by then
+      - name: linear
+        runtime: triton              # a model on the Triton server at APP_TRITON_URL
+        model: linear                # its name there (`export-triton` writes a repository)
 
 A member may also set its own batching (`max_batch_size`, `max_wait_ms`, `max_queue_size`,
 `workers`), `threads` (ONNX Runtime's intra-op threads per call) and its circuit breaker
 (`breaker_failures` in a row open it, `breaker_reset_s` later one call probes it). The
 `python` runtime calls `factory` ("package.module:function", given the member's spec),
-which returns any object with `predict(batch) -> logits`.
+which returns any object with `predict(batch) -> logits`. A `triton` member's batches go to
+its `model` on a Triton server; its deadline, breaker and hedging work as for any other.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-Runtime = Literal["torch", "onnxruntime", "python"]
+Runtime = Literal["torch", "onnxruntime", "python", "triton"]
 
 
 class ConfigError(ValueError):
@@ -59,6 +63,7 @@ class MemberSpec(BaseModel):
     runtime: Runtime
     path: Path | None = None
     factory: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    model: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w.-]{0,127}$")
     sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     weight: float = Field(default=1.0, gt=0)
     deadline_ms: float = Field(default=500.0, gt=0)
@@ -81,6 +86,9 @@ class MemberSpec(BaseModel):
         if self.runtime == "python":
             if self.factory is None:
                 raise ValueError("the python runtime needs factory: 'package.module:function'")
+        elif self.runtime == "triton":
+            if self.model is None:
+                raise ValueError("the triton runtime needs model: the model's name on Triton")
         elif self.path is None:
             raise ValueError(f"the {self.runtime} runtime needs a path to the model file")
         if self.hedge_after_ms is not None and self.hedge_after_ms >= self.deadline_ms:

@@ -36,6 +36,7 @@ from ensemble.errors import InferenceTimeout, Overloaded
 from ensemble.observability import Metrics
 from ensemble.onnx_model import OnnxModel, resolve_device
 from ensemble.settings import Settings
+from ensemble.triton_model import TritonModel
 
 logger = logging.getLogger(__name__)
 
@@ -93,11 +94,15 @@ class OnnxRuntimeModel:
         return self.model.run(batch)
 
 
-def load_model(spec: MemberSpec, settings: Settings) -> Model:
+def load_model(spec: MemberSpec, settings: Settings, features: int, classes: int) -> Model:
+    """The member's model, checked where its runtime can say what it takes and answers
+    (a TorchScript file cannot; its warm-up checks it)."""
     if spec.runtime == "torch":
         return TorchModel.load(spec, settings)
     if spec.runtime == "onnxruntime":
         return OnnxRuntimeModel.load(spec, settings)
+    if spec.runtime == "triton":
+        return TritonModel.load(spec, settings, features, classes)
     assert spec.factory is not None
     module_name, _, function = spec.factory.partition(":")
     model: Model = getattr(importlib.import_module(module_name), function)(spec)
@@ -201,7 +206,9 @@ class Member:
         """Loads the model and checks it on a batch of one and of the largest size; a model
         that loads but fails that warm-up starts with its breaker open."""
         self.classes = classes
-        self.model = await asyncio.to_thread(load_model, self.spec, self.settings)
+        self.model = await asyncio.to_thread(
+            load_model, self.spec, self.settings, features, classes
+        )
         self.batcher = MicroBatcher(
             self._infer,
             max_batch_size=self.max_batch_size,
@@ -230,7 +237,7 @@ class Member:
             self.breaker.trip()
         else:
             # The last run of the largest batch decides where the member runs.
-            self.batcher.inline = self.spec.runtime != "python" and (
+            self.batcher.inline = self.spec.runtime in ("torch", "onnxruntime") and (
                 seconds * 1000 < self.settings.inline_below_ms
             )
         await self.batcher.start()

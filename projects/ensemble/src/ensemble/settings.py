@@ -66,8 +66,15 @@ class Settings(BaseSettings):
     # A torch or ONNX Runtime member whose largest batch takes less than this at warm-up
     # runs on the event loop: handing a call to a worker thread and back costs about
     # 0.2 ms on a small CPU, more than a tiny model's whole call. 0 keeps every member on
-    # its workers; a python member always is (its calls may stall, and deadlines must fire).
+    # its workers; a python or triton member always is (its calls may stall on code or on
+    # the network, and deadlines must fire).
     inline_below_ms: float = Field(default=1.0, ge=0)
+    # Triton members (runtime: triton) call models on this server, host:port of its HTTP
+    # endpoint. A call that has not answered in triton_timeout_s fails (the member's own
+    # deadline fires sooner); at start each model has triton_startup_timeout_s to be ready.
+    triton_url: str = "127.0.0.1:8000"
+    triton_timeout_s: float = Field(default=10.0, gt=0)
+    triton_startup_timeout_s: float = Field(default=60.0, gt=0)
 
     # Traces are exported as the standard OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT,
     # OTEL_TRACES_EXPORTER, OTEL_TRACES_SAMPLER, ...), once this switch is on.

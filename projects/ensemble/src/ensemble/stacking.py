@@ -45,7 +45,7 @@ def member_probabilities(spec: EnsembleSpec, inputs: np.ndarray) -> dict[str, np
     settings = Settings.model_construct(device="cpu")
     out = {}
     for member in spec.members:
-        model = load_model(member, settings)
+        model = load_model(member, settings, spec.input.size, len(spec.labels))
         rows = [model.predict(inputs[i : i + 256]) for i in range(0, len(inputs), 256)]
         out[member.name] = softmax(np.concatenate(rows).astype(np.float32))
     return out

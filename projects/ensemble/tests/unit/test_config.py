@@ -58,6 +58,13 @@ def test_a_valid_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
     assert spec.deadline_s == 0.5
 
 
+def test_a_triton_member_names_its_model_and_no_file(tmp_path: Path) -> None:
+    spec = load_ensemble(write(tmp_path, with_member(1, runtime="triton", path=None, model="mlp")))
+    assert spec.members[1].runtime == "triton"
+    assert spec.members[1].model == "mlp"
+    assert spec.members[1].path is None
+
+
 @pytest.mark.parametrize(
     ("document", "message"),
     [
@@ -68,6 +75,8 @@ def test_a_valid_file_loads_with_paths_relative_to_it(tmp_path: Path) -> None:
         (with_member(0, path=None), "needs a path"),
         (with_member(1, path="absent.onnx"), "members[1] ('second').path"),
         (with_member(0, runtime="python", path=None), "needs factory"),
+        (with_member(1, runtime="triton", path=None), "needs model"),
+        (with_member(1, runtime="triton", path=None, model="a b"), "members[1] ('second').model"),
         (with_member(0, colour="red"), "members[0] ('first').colour"),
         (with_member(1, name="first"), "repeated: first"),
         (with_member(0, name="Bad Name"), "members[0] ('Bad Name').name"),
