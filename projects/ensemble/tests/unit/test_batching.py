@@ -186,6 +186,40 @@ async def test_an_inline_model_runs_on_the_event_loop_thread() -> None:
     assert sum(len(b) for b in model.batches) == 6
 
 
+@pytest.mark.parametrize("inline", [False, True])
+async def test_a_lone_request_waits_for_one_admitted_behind_it_and_they_share_a_batch(
+    inline: bool,
+) -> None:
+    model = RecordingModel()
+    batcher = make_batcher(model, max_wait_s=0.5, inline=inline)
+    await batcher.start()
+    try:
+        coming = batcher.admit()  # a second request, still reading its input
+        first = asyncio.ensure_future(batcher.submit([1], 10))
+        await asyncio.sleep(0.05)
+        assert not first.done(), "the first request ran without the one on its way"
+        assert await batcher.submit([2], 10, coming) == [4]
+        assert await first == [2]
+    finally:
+        await batcher.stop()
+    assert model.batches == [[1, 2]]
+
+
+async def test_company_that_never_comes_costs_at_most_the_wait() -> None:
+    model = RecordingModel()
+    batcher = make_batcher(model, max_wait_s=0.05, inline=True)
+    await batcher.start()
+    try:
+        with batcher.admit():  # admitted, and never submits
+            started = time.perf_counter()
+            assert await batcher.submit([3], 10) == [6]
+            elapsed = time.perf_counter() - started
+    finally:
+        await batcher.stop()
+    assert 0.04 < elapsed < 1.0
+    assert model.batches == [[3]]
+
+
 async def test_a_failing_batch_fails_its_callers_and_the_batcher_recovers() -> None:
     model = RecordingModel(fail_on=13)
     batcher = make_batcher(model)

@@ -212,10 +212,12 @@ class MicroBatcher(Generic[T, R]):
             self.inline
             and not self._queue
             and not self._running
+            and not self._admitted
             and len(items) <= self.max_batch_size
         ):
-            # Nothing to merge with and nothing to wait for: the call runs now, as its batch
-            # would have, without the trip through the queue.
+            # Nothing to merge with, now or soon (no other request admitted and on its way
+            # here), and nothing to wait for: the call runs now, as its batch would have,
+            # without the trip through the queue.
             return self._run_inline(list(items))
         loop = asyncio.get_running_loop()
         pending = [
@@ -229,12 +231,22 @@ class MicroBatcher(Generic[T, R]):
         futures = [p.future for p in pending]
         answered = False
         try:
-            results = list(await asyncio.wait_for(asyncio.gather(*futures), timeout_s))
+            # asyncio.wait, not wait_for(gather(...)): a gather cancelled at the timeout (or
+            # with its caller) would end holding a CancelledError that nothing retrieves,
+            # which asyncio logs as an error.
+            done, _ = await asyncio.wait(
+                futures, timeout=timeout_s, return_when=asyncio.FIRST_EXCEPTION
+            )
+            # Every failure is read, so none is reported as never retrieved.
+            failures = [f.exception() for f in done]
+            failure = next((exc for exc in failures if exc is not None), None)
+            if failure is not None:
+                raise failure
+            if len(done) < len(futures):
+                self._metrics.rejected.labels("timeout").inc(len(items))
+                raise InferenceTimeout(f"inference did not finish within {timeout_s:g} s")
             answered = True
-            return results
-        except TimeoutError:
-            self._metrics.rejected.labels("timeout").inc(len(items))
-            raise InferenceTimeout(f"inference did not finish within {timeout_s:g} s") from None
+            return [f.result() for f in futures]
         finally:
             self._waiting_requests -= 1
             # Cancelled futures are skipped by the worker, so an abandoned request's items
@@ -273,7 +285,12 @@ class MicroBatcher(Generic[T, R]):
                 self._has_items.clear()
                 await self._has_items.wait()
             deadline = self._queue[0].enqueued_at + self.max_wait_s
-            while self._waiting_requests > 1 and self._live_count() < self.max_batch_size:
+            # Company is worth waiting for only when some is coming: another request
+            # queued, or admitted and still reading its input.
+            while (
+                self._waiting_requests + self._admitted > 1
+                and self._live_count() < self.max_batch_size
+            ):
                 remaining = deadline - time.perf_counter()
                 if remaining <= 0:
                     break
@@ -297,18 +314,14 @@ class MicroBatcher(Generic[T, R]):
 
     async def _process(self, batch: list[_Pending[T, R]]) -> None:
         started = time.perf_counter()
-        for p in batch:
-            self._metrics.queue_wait.observe(started - p.enqueued_at)
-        self._metrics.batch_size.observe(len(batch))
+        self._record_start([started - p.enqueued_at for p in batch])
         items = [p.item for p in batch]
         links = [trace.Link(p.queue_span.get_span_context()) for p in batch]
         span = self._tracer.start_span(
             "inference", links=links, attributes={"batch.size": len(batch)}
         )
         try:
-            results = await self._call(items)
-            if len(results) != len(batch):
-                raise RuntimeError(f"model returned {len(results)} results for {len(batch)} items")
+            results = _checked(await self._call(items), len(batch))
         except Exception as exc:
             logger.exception("inference failed for a batch of %d", len(batch))
             span.record_exception(exc)
@@ -326,16 +339,19 @@ class MicroBatcher(Generic[T, R]):
 
     def _run_inline(self, items: list[T]) -> list[R]:
         started = time.perf_counter()
-        self._metrics.queue_wait.observe(0.0)
-        self._metrics.batch_size.observe(len(items))
+        self._record_start([0.0] * len(items))
         with self._tracer.start_as_current_span("inference", attributes={"batch.size": len(items)}):
             try:
-                results = list(self._infer(items))  # type: ignore[arg-type]
+                results = _checked(self._infer(items), len(items))  # type: ignore[arg-type]
             finally:
                 self._metrics.inference_latency.observe(time.perf_counter() - started)
-        if len(results) != len(items):
-            raise RuntimeError(f"model returned {len(results)} results for {len(items)} items")
         return results
+
+    def _record_start(self, waits: list[float]) -> None:
+        """A batch starts: each item's time in the queue, and the batch's size."""
+        for wait in waits:
+            self._metrics.queue_wait.observe(wait)
+        self._metrics.batch_size.observe(len(waits))
 
     async def _call(self, items: list[T]) -> Sequence[R]:
         if self._is_async:
@@ -344,3 +360,10 @@ class MicroBatcher(Generic[T, R]):
             return self._infer(items)  # type: ignore[return-value]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._infer, items)  # type: ignore[arg-type]
+
+
+def _checked(results: Sequence[R], expected: int) -> list[R]:
+    """The model's results, one per item, or RuntimeError."""
+    if len(results) != expected:
+        raise RuntimeError(f"model returned {len(results)} results for {expected} items")
+    return list(results)
