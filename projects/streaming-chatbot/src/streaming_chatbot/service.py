@@ -132,7 +132,7 @@ async def _start(runtime: ModelRuntime, settings: Settings, budget: MemoryBudget
         return
     # What the model and its libraries allocated lives as long as the process: frozen, a
     # full collection no longer walks it. Left to the collector, each one paused every
-    # request for up to 139 ms under load (the ensemble's demo members, 2 cores).
+    # request for up to 139 ms under load (three small torch and ONNX models, 2 cores).
     gc.collect()
     gc.freeze()
     # Now that the model holds its memory, the budget is a share of what is left once its
