@@ -93,7 +93,11 @@ def running_triton(repository: Path, http_port: int | None = None) -> Iterator[T
             [model_input], [model_output] = config.input, config.output
             triton.bind(
                 model_name=config.name,
-                infer_func=batch(_infer(model_dir, model_input.name, model_output.name)),
+                # One function per instance: PyTriton runs as many instances as it is given.
+                infer_func=[
+                    batch(_infer(model_dir, model_input.name, model_output.name))
+                    for _ in range(sum(group.count for group in config.instance_group) or 1)
+                ],
                 inputs=[
                     Tensor(name=model_input.name, dtype=np.float32, shape=tuple(model_input.dims))
                 ],

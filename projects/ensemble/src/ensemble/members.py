@@ -36,7 +36,6 @@ from ensemble.errors import InferenceTimeout, Overloaded
 from ensemble.observability import Metrics
 from ensemble.onnx_model import OnnxModel, resolve_device
 from ensemble.settings import Settings
-from ensemble.triton_model import TritonModel
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +101,10 @@ def load_model(spec: MemberSpec, settings: Settings, features: int, classes: int
     if spec.runtime == "onnxruntime":
         return OnnxRuntimeModel.load(spec, settings)
     if spec.runtime == "triton":
+        # Imported here: Triton's client brings gevent, which a service without Triton
+        # members has no use for.
+        from ensemble.triton_model import TritonModel
+
         return TritonModel.load(spec, settings, features, classes)
     assert spec.factory is not None
     module_name, _, function = spec.factory.partition(":")

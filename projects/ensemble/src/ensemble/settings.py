@@ -70,8 +70,9 @@ class Settings(BaseSettings):
     # the network, and deadlines must fire).
     inline_below_ms: float = Field(default=1.0, ge=0)
     # Triton members (runtime: triton) call models on this server, host:port of its HTTP
-    # endpoint. A call that has not answered in triton_timeout_s fails (the member's own
-    # deadline fires sooner); at start each model has triton_startup_timeout_s to be ready.
+    # endpoint. A call waits at most triton_timeout_s, or the member's deadline if shorter,
+    # for each step (connecting, sending, each read); at start each model has
+    # triton_startup_timeout_s to be ready.
     triton_url: str = "127.0.0.1:8000"
     triton_timeout_s: float = Field(default=10.0, gt=0)
     triton_startup_timeout_s: float = Field(default=60.0, gt=0)

@@ -27,9 +27,13 @@ class TritonError(RuntimeError):
 
 
 class TritonModel:
-    def __init__(self, settings: Settings, model: str, input_name: str, output_name: str) -> None:
+    def __init__(
+        self, settings: Settings, model: str, input_name: str, output_name: str, timeout_s: float
+    ) -> None:
         self.url = settings.triton_url
-        self.timeout_s = settings.triton_timeout_s
+        # Per blocking step (connect, send, each read): a call past the member's deadline
+        # is abandoned by the member anyway, and its worker should not wait on longer.
+        self.timeout_s = timeout_s
         self.model = model
         self.input_name = input_name
         self.output_name = output_name
@@ -39,7 +43,8 @@ class TritonModel:
     def load(cls, spec: MemberSpec, settings: Settings, features: int, classes: int) -> TritonModel:
         """Waits until the model is ready on Triton, and checks its inputs and outputs."""
         assert spec.model is not None
-        probe = cls(settings, spec.model, "", "")
+        timeout_s = min(settings.triton_timeout_s, spec.deadline_s)
+        probe = cls(settings, spec.model, "", "", settings.triton_timeout_s)
         deadline = time.monotonic() + settings.triton_startup_timeout_s
         while True:
             try:
@@ -55,14 +60,17 @@ class TritonModel:
                     f"after {settings.triton_startup_timeout_s:g} s ({reason})"
                 )
             time.sleep(0.5)
-        _, body, _ = probe._send("GET", f"/v2/models/{spec.model}")
+        status, body, _ = probe._send("GET", f"/v2/models/{spec.model}")
+        probe.close()
+        if status != 200:
+            raise TritonError(f"Triton answered {status} for model {spec.model!r}: {_error(body)}")
         metadata = json.loads(body)
         inputs, outputs = metadata.get("inputs", []), metadata.get("outputs", [])
         if len(inputs) != 1 or len(outputs) != 1:
             raise TritonError(f"model {spec.model!r} must have one input and one output")
         _check_tensor(spec.model, "input", inputs[0], features)
         _check_tensor(spec.model, "output", outputs[0], classes)
-        return cls(settings, spec.model, inputs[0]["name"], outputs[0]["name"])
+        return cls(settings, spec.model, inputs[0]["name"], outputs[0]["name"], timeout_s)
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
         tensor = InferInput(self.input_name, list(batch.shape), "FP32")
@@ -85,6 +93,13 @@ class TritonModel:
         if logits is None:
             raise TritonError(f"model {self.model!r} answered without {self.output_name!r}")
         return logits
+
+    def close(self) -> None:
+        """Closes this thread's connection, if it has one."""
+        connection = getattr(self._local, "connection", None)
+        if connection is not None:
+            connection.close()
+            self._local.connection = None
 
     def _connection(self) -> http.client.HTTPConnection:
         connection = getattr(self._local, "connection", None)
@@ -126,6 +141,9 @@ def _check_tensor(model: str, kind: str, tensor: dict[str, object], size: int) -
 
 def _error(body: bytes) -> str:
     try:
-        return str(json.loads(body).get("error", body[:200]))
+        document = json.loads(body)
     except ValueError:
-        return body[:200].decode(errors="replace")
+        document = None
+    if isinstance(document, dict) and "error" in document:
+        return str(document["error"])
+    return body[:200].decode(errors="replace")

@@ -24,6 +24,7 @@ from pathlib import Path
 import onnxruntime as ort
 import yaml
 
+from ensemble.checksums import sha256_of
 from ensemble.config import EnsembleSpec, MemberSpec, load_ensemble
 from ensemble.settings import Settings
 
@@ -161,12 +162,19 @@ def export_triton(members_path: Path, repository: Path, settings: Settings) -> P
             f"members {', '.join(unexportable)} are not torch or onnxruntime files; "
             "Triton cannot load them from this members file"
         )
+    if any(m.name == ENSEMBLE_MODEL for m in spec.members):
+        raise ValueError(f"a member named {ENSEMBLE_MODEL!r} would overwrite the ensemble model")
     features, classes = spec.input.size, len(spec.labels)
     tensors: dict[str, tuple[str, str]] = {}
     batch_sizes = []
     for member in spec.members:
         backend, filename = _BACKENDS[member.runtime]
         assert member.path is not None
+        if member.sha256 and sha256_of(member.path) != member.sha256.lower():
+            raise ValueError(
+                f"member {member.name}'s file {member.path} has sha256 "
+                f"{sha256_of(member.path)}, expected {member.sha256}"
+            )
         tensors[member.name] = _tensor_names(member)
         max_batch_size = member.max_batch_size or settings.max_batch_size
         batch_sizes.append(max_batch_size)
@@ -193,7 +201,7 @@ def export_triton(members_path: Path, repository: Path, settings: Settings) -> P
             tensors, features=features, classes=classes, max_batch_size=min(batch_sizes)
         )
     )
-    return _write_members(spec, members_path, repository)
+    return _write_members(spec, members_path, repository, settings)
 
 
 def _tensor_names(member: MemberSpec) -> tuple[str, str]:
@@ -207,13 +215,19 @@ def _tensor_names(member: MemberSpec) -> tuple[str, str]:
     return inputs[0].name, outputs[0].name
 
 
-def _write_members(spec: EnsembleSpec, members_path: Path, repository: Path) -> Path:
+def _write_members(
+    spec: EnsembleSpec, members_path: Path, repository: Path, settings: Settings
+) -> Path:
     """The members file of the same ensemble on Triton: each member keeps its weight,
-    deadline, batching and breaker, and calls its model there."""
+    deadline, batching and breaker, and calls its model there. Its batch size is written
+    out: a service with a larger default would send batches its model's config refuses."""
     members = []
     for member in spec.members:
         fields = member.model_dump(mode="json", exclude_defaults=True, exclude={"path", "sha256"})
-        members.append({**fields, "runtime": "triton", "model": member.name})
+        batch = member.max_batch_size or settings.max_batch_size
+        members.append(
+            {**fields, "runtime": "triton", "model": member.name, "max_batch_size": batch}
+        )
     document: dict[str, object] = {
         "labels": spec.labels,
         "input": spec.input.model_dump(mode="json"),

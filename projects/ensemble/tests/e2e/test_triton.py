@@ -73,6 +73,10 @@ def test_the_repository_has_every_member_and_an_ensemble_over_them(
     assert [(m.weight, m.deadline_ms, m.required) for m in exported.members] == [
         (m.weight, m.deadline_ms, m.required) for m in spec.members
     ]
+    # Pinned to what each model's config allows, whatever the service's default.
+    assert [m.max_batch_size for m in exported.members] == [
+        read_config(repository / m.name).max_batch_size for m in spec.members
+    ]
     assert exported.stacker is not None
     assert exported.stacker.is_file()
 
@@ -84,6 +88,21 @@ def test_a_member_triton_cannot_load_from_a_file_is_refused_at_export(
         members_path, tmp_path, linear={"runtime": "python", "factory": "tests.members:meeting"}
     )
     with pytest.raises(ValueError, match="linear are not torch or onnxruntime files"):
+        export_triton(path, tmp_path / "repository", Settings.model_construct())
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"linear": {"name": "ensemble"}}, "would overwrite the ensemble model"),
+        ({"cnn": {"sha256": "0" * 64}}, "expected " + "0" * 64),
+    ],
+)
+def test_a_members_file_that_would_export_a_broken_repository_is_refused(
+    members_path: Path, tmp_path: Path, changes: dict[str, dict[str, object]], message: str
+) -> None:
+    path = copy_demo(members_path, tmp_path, **changes)
+    with pytest.raises(ValueError, match=message):
         export_triton(path, tmp_path / "repository", Settings.model_construct())
 
 

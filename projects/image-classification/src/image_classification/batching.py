@@ -199,6 +199,8 @@ class MicroBatcher(Generic[T, R]):
         """
         if admission is not None:
             admission.release()
+        if not items:
+            return []
         if self._worker is None:
             raise NotReady("the model is not loaded yet", retry_after_s=self.retry_after_s)
         if len(self._queue) + len(items) > self.max_queue_size:
@@ -321,7 +323,7 @@ class MicroBatcher(Generic[T, R]):
             "inference", links=links, attributes={"batch.size": len(batch)}
         )
         try:
-            results = _checked(await self._call(items), len(batch))
+            results = self._checked(await self._call(items), len(batch))
         except Exception as exc:
             logger.exception("inference failed for a batch of %d", len(batch))
             span.record_exception(exc)
@@ -342,7 +344,7 @@ class MicroBatcher(Generic[T, R]):
         self._record_start([0.0] * len(items))
         with self._tracer.start_as_current_span("inference", attributes={"batch.size": len(items)}):
             try:
-                results = _checked(self._infer(items), len(items))  # type: ignore[arg-type]
+                results = self._checked(self._infer(items), len(items))  # type: ignore[arg-type]
             finally:
                 self._metrics.inference_latency.observe(time.perf_counter() - started)
         return results
@@ -361,9 +363,9 @@ class MicroBatcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._infer, items)  # type: ignore[arg-type]
 
-
-def _checked(results: Sequence[R], expected: int) -> list[R]:
-    """The model's results, one per item, or RuntimeError."""
-    if len(results) != expected:
-        raise RuntimeError(f"model returned {len(results)} results for {expected} items")
-    return list(results)
+    @staticmethod
+    def _checked(results: Sequence[R], expected: int) -> list[R]:
+        """The model's results, one per item, or RuntimeError."""
+        if len(results) != expected:
+            raise RuntimeError(f"model returned {len(results)} results for {expected} items")
+        return list(results)
