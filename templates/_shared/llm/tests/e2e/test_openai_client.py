@@ -87,6 +87,7 @@ def test_a_stream_ends_with_its_usage(
         stream=True,
         stream_options={"include_usage": True},
         max_tokens=8,
+        temperature=0,
         extra_body={"ignore_eos": True},
     )
     chunks = list(stream)
@@ -95,15 +96,22 @@ def test_a_stream_ends_with_its_usage(
     assert {c.object for c in chunks} == {"chat.completion.chunk"}
     assert answer[0].choices[0].delta.role == "assistant"
     pieces = [c.choices[0].delta.content for c in answer if c.choices[0].delta.content]
-    if streamed_by == "token":
-        assert len(pieces) >= 2, "the answer must arrive in pieces"
-    else:  # a sentence at a time, once the service has attributed it: one may be all
-        assert pieces, "the answer must arrive"
-    assert answer[-1].choices[0].finish_reason == "length"
+    finish_reason = answer[-1].choices[0].finish_reason
     assert last.choices == []
     assert last.usage is not None
-    assert last.usage.completion_tokens == 8
-    assert last.usage.total_tokens == last.usage.prompt_tokens + 8
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    if streamed_by == "token":
+        assert len(pieces) >= 2, "the answer must arrive in pieces"
+        assert finish_reason == "length"
+        assert last.usage.completion_tokens == 8
+    else:
+        # A sentence at a time, once the service has attributed it: one may be all. The
+        # service stops the model itself once the answer has a sentence for the question,
+        # and then says "stop" for the tokens it let the model write.
+        assert pieces, "the answer must arrive"
+        assert (finish_reason, last.usage.completion_tokens) == ("length", 8) or (
+            finish_reason == "stop" and 1 <= last.usage.completion_tokens <= 8
+        )
 
 
 def test_greedy_stream_and_completion_agree(
