@@ -1,0 +1,3 @@
+from batch_video.cli import main
+
+raise SystemExit(main())
