@@ -40,7 +40,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--interval", type=float, default=1.0, help="seconds between frames")
     run.add_argument("--mode", choices=["fixed", "keyframes", "scene"], default="fixed")
     run.add_argument("--align", choices=["exact", "keyframe"], default="exact")
-    run.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    run.add_argument("--workers", type=int, help="workers (default: one per core)")
+    run.add_argument(
+        "--engine", choices=["local", "ray"], help="default: APP_ENGINE, else local processes"
+    )
 
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from batch_video.classifier import ModelManifest
-    from batch_video.engines import LocalEngine
+    from batch_video.engines import make_engine
     from batch_video.jobs import Job, JobSpec, run_job, videos_in
     from batch_video.pipeline import PipelineOptions
     from batch_video.results import VideoRecord
@@ -110,7 +113,13 @@ def _run(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    engine = LocalEngine(args.workers or settings.workers)
+    engine = make_engine(
+        args.engine or settings.engine,
+        args.workers or settings.workers,
+        ray_address=settings.ray_address,
+        ray_num_cpus=settings.ray_num_cpus,
+        ray_num_gpus=settings.ray_num_gpus,
+    )
     try:
         report = run_job(job, engine, on_video=progress)
     finally:

@@ -1,10 +1,14 @@
 """One video through the classifier: decode and inference overlapped, memory bounded.
 
-A decoding thread fills a queue of at most `decode_ahead` frames (each already scaled to
-the model's input by the decoder, a few bytes to a few kilobytes); the caller's thread
-takes them in batches of up to `batch_size` and runs the model. Decoding never runs more
-than `decode_ahead` frames ahead, whatever the video's length, so memory stays flat.
-Cancelling (`should_stop` returning true) is checked between batches.
+A decoding thread gathers frames (each already scaled to the model's input by the decoder,
+a few bytes to a few kilobytes) into batches of `batch_size`, or fewer once `batch_wait_s`
+has passed since a batch's first frame, and hands each batch over a queue; the caller's
+thread runs the model on them. Handing over whole batches wakes the model's thread once a
+batch rather than once a frame: a frame at a time, the two threads spent more time passing
+the interpreter lock than decoding. The queue holds `decode_ahead // batch_size` batches
+(at least one), so decoding never runs more than about `decode_ahead` frames ahead,
+whatever the video's length, and memory stays flat. Cancelling (`should_stop` returning
+true) is checked between batches.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +24,6 @@ import numpy as np
 
 from batch_video.classifier import FrameClassifier
 from batch_video.video import DecodeStats, Frame, Sampling, VideoReader
-
-_END = object()
 
 
 class Cancelled(Exception):
@@ -43,13 +45,14 @@ class VideoAnalysis:
     decode_s: float = 0.0  # time the decoding thread spent decoding
     inference_s: float = 0.0  # time spent in the model
     wall_s: float = 0.0
-    largest_queue: int = 0
+    largest_queue: int = 0  # batches waiting for the model, at most
 
 
 @dataclass(frozen=True)
 class PipelineOptions:
     batch_size: int = 32
     decode_ahead: int = 64  # frames the decoder may run ahead of inference
+    batch_wait_s: float = 0.05  # a batch goes to the model at most this long after its first frame
     top_k: int = 3
     decode_threads: int = 1
 
@@ -68,47 +71,55 @@ def analyse_video(
     started = time.perf_counter()
     reader = VideoReader(path, sampling, classifier.manifest.frame, threads=options.decode_threads)
     analysis = VideoAnalysis(stats=reader.stats)
-    frames: queue.Queue[object] = queue.Queue(maxsize=options.decode_ahead)
+    batches: queue.Queue[list[Frame] | None] = queue.Queue(
+        maxsize=max(1, options.decode_ahead // options.batch_size)
+    )
     stop = threading.Event()
     failure: list[BaseException] = []
 
     def decode() -> None:
         began = time.perf_counter()
+        batch: list[Frame] = []
+        since = 0.0
         try:
             for frame in reader.frames():
-                while not stop.is_set():
-                    try:
-                        frames.put(frame, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
+                if not batch:
+                    since = time.perf_counter()
+                batch.append(frame)
+                full = len(batch) >= options.batch_size
+                if full or time.perf_counter() - since >= options.batch_wait_s:
+                    if not _put(batches, batch, stop):
+                        return
+                    batch = []
+            if batch and not _put(batches, batch, stop):
+                return
         except BaseException as exc:  # handed to the consumer, which raises it
             failure.append(exc)
         finally:
             analysis.decode_s = time.perf_counter() - began
-            _put_end(frames, stop)
+            _put(batches, None, stop)
 
     thread = threading.Thread(target=decode, name=f"decode {path.name}", daemon=True)
     thread.start()
     labels = classifier.manifest.labels
     k = min(options.top_k, len(labels))
     try:
-        for batch in _batches(frames, options.batch_size, analysis):
+        while (batch := batches.get()) is not None:
+            analysis.largest_queue = max(analysis.largest_queue, batches.qsize() + 1)
             if should_stop():
                 raise Cancelled(f"{path.name} was cancelled")
             began = time.perf_counter()
             probabilities = classifier.probabilities(np.stack([f.pixels for f in batch]))
             analysis.inference_s += time.perf_counter() - began
             best = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
-            for frame, order, row in zip(batch, best, probabilities, strict=True):
+            scores = np.round(np.take_along_axis(probabilities, best, axis=1), 6).tolist()
+            for frame, order, row in zip(batch, best.tolist(), scores, strict=True):
                 analysis.frames.append(
                     FrameResult(
                         frame.index,
                         frame.timestamp_s,
                         tuple(labels[i] for i in order),
-                        tuple(round(float(row[i]), 6) for i in order),
+                        tuple(row),
                     )
                 )
             if on_progress is not None:
@@ -122,39 +133,14 @@ def analyse_video(
     return analysis
 
 
-def _batches(
-    frames: queue.Queue[object], size: int, analysis: VideoAnalysis
-) -> Iterator[list[Frame]]:
-    batch: list[Frame] = []
-    while True:
-        analysis.largest_queue = max(analysis.largest_queue, frames.qsize())
-        item = frames.get() if not batch else _get_nowait(frames)
-        if item is None:  # nothing ready: run what there is rather than wait
-            yield batch
-            batch = []
-            continue
-        if item is _END:
-            if batch:
-                yield batch
-            return
-        batch.append(item)  # type: ignore[arg-type]
-        if len(batch) >= size:
-            yield batch
-            batch = []
-
-
-def _get_nowait(frames: queue.Queue[object]) -> object | None:
-    try:
-        return frames.get_nowait()
-    except queue.Empty:
-        return None
-
-
-def _put_end(frames: queue.Queue[object], stop: threading.Event) -> None:
-    while True:
+def _put(
+    batches: queue.Queue[list[Frame] | None], item: list[Frame] | None, stop: threading.Event
+) -> bool:
+    """Waits for room in the queue; False if the consumer stopped meanwhile."""
+    while not stop.is_set():
         try:
-            frames.put(_END, timeout=0.1)
-            return
+            batches.put(item, timeout=0.1)
+            return True
         except queue.Full:
-            if stop.is_set():
-                return
+            continue
+    return False

@@ -150,21 +150,25 @@ def combine(folder: Path, records: Iterable[VideoRecord], output: Path) -> Path:
     return output
 
 
-def write_json(path: Path, value: object) -> None:
+def write_json(path: Path, value: object, *, durable: bool = True) -> None:
     text = json.dumps(value, indent=2, sort_keys=True) + "\n"
-    write_atomically(path, lambda tmp: tmp.write_text(text))
+    write_atomically(path, lambda tmp: tmp.write_text(text), durable=durable)
 
 
-def write_atomically(path: Path, write: Any) -> None:
-    """`write(tmp)` to a file beside `path`, synced, then renamed over it, and the folder
-    synced: a reader sees the old file or the new one, never half of one."""
+def write_atomically(path: Path, write: Any, *, durable: bool = True) -> None:
+    """`write(tmp)` to a file beside `path`, then renamed over it: a reader sees the old
+    file or the new one, never half of one. `durable`: the file and then the folder are
+    synced too, so what was committed survives a crash of the machine, not only of the
+    process (what is advisory, progress say, skips the cost)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     write(tmp)
-    with open(tmp, "rb+") as handle:
-        os.fsync(handle.fileno())
+    if durable:
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
     os.replace(tmp, path)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    if durable:
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)

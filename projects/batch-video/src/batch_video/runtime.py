@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from batch_video.classifier import FrameClassifier, ModelManifest, load_classifier
-from batch_video.engines import LocalEngine
+from batch_video.engines import make_engine
 from batch_video.errors import NotReady, Overloaded
-from batch_video.jobs import Interrupted, Job, JobBusy, JobSpec, new_job_id, run_job
+from batch_video.jobs import Engine, Interrupted, Job, JobBusy, JobSpec, new_job_id, run_job
 from batch_video.observability import Metrics
 from batch_video.pipeline import PipelineOptions, VideoAnalysis, analyse_video
 from batch_video.results import VideoRecord
@@ -42,7 +42,7 @@ class JobsRuntime:
         self.metrics = metrics
         self.manifest: ModelManifest | None = None
         self.classifier: FrameClassifier | None = None
-        self.engine: LocalEngine | None = None
+        self.engine: Engine | None = None
         self._jobs: dict[str, _Running] = {}
         self._slots = threading.BoundedSemaphore(settings.max_running_jobs)
         self._lock = threading.Lock()
@@ -77,7 +77,14 @@ class JobsRuntime:
             self._failure = f"cannot load the model in {settings.model_dir}: {exc}"
             raise
         self.jobs_dir.mkdir(parents=True, exist_ok=True)
-        self.engine = LocalEngine(settings.workers)
+        self.engine = await asyncio.to_thread(
+            make_engine,
+            settings.engine,
+            settings.workers,
+            ray_address=settings.ray_address,
+            ray_num_cpus=settings.ray_num_cpus,
+            ray_num_gpus=settings.ray_num_gpus,
+        )
         for folder in sorted(self.jobs_dir.iterdir()):
             job = Job(folder)
             if (folder / "job.json").is_file() and not job.finished:

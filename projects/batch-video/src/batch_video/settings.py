@@ -46,8 +46,15 @@ class Settings(BaseSettings):
     # Folders videos may come from, comma-separated; a path outside them (links resolved)
     # is refused with 403.
     video_roots: str = "videos"
-    # Worker processes of the local engine: one per core when unset.
+    # Where videos are analysed: local worker processes (one per core when `workers` is
+    # unset), or Ray actors (`ray`: pip install ray) on the Ray at ray_address (empty: a
+    # local Ray), each asking for ray_num_cpus (fractional, so actors and Ray's own work
+    # share small machines) and ray_num_gpus.
+    engine: Literal["local", "ray"] = "local"
     workers: int | None = Field(default=None, ge=1)
+    ray_address: str = ""
+    ray_num_cpus: float = Field(default=0.5, gt=0)
+    ray_num_gpus: float = Field(default=0.0, ge=0)
     max_running_jobs: int = Field(default=2, ge=1)
     max_queued_jobs: int = Field(default=16, ge=1)  # queued or running; more get 429
     max_videos_per_job: int = Field(default=1000, ge=1)
