@@ -4,6 +4,7 @@ analysed inline."""
 from __future__ import annotations
 
 import asyncio
+import json
 from http import HTTPStatus
 from pathlib import Path
 from typing import Annotated
@@ -176,6 +177,24 @@ async def job_results(job_id: str, runtime: Runtime) -> FileResponse:
         media_type="application/vnd.apache.parquet",
         filename=f"{job_id}.parquet",
     )
+
+
+@router.get(
+    "/jobs/{job_id}/summary",
+    responses=error_responses(
+        401, 404, 409, 422, s409="The job is not finished (`job_not_finished`)."
+    ),
+)
+async def job_summary(job_id: str, runtime: Runtime) -> dict[str, object]:
+    """Per video, once the job is finished: its status, why it failed, frames decoded and
+    analysed, and its label segments (consecutive analysed frames with one top label)."""
+    _runtime_job(runtime, job_id)
+    job = runtime.job(job_id)
+    assert job is not None
+    if not job.finished:
+        raise JobNotFinished(f"job {job_id!r} is not finished")
+    summary: dict[str, object] = json.loads((job.folder / "summary.json").read_text())
+    return summary
 
 
 @router.post(

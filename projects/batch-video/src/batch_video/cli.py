@@ -89,7 +89,10 @@ def _run(args: argparse.Namespace) -> int:
             videos=tuple(str(path.resolve()) for path in found),
             sampling=Sampling(mode=args.mode, interval_s=args.interval, align=args.align),
             options=PipelineOptions(
-                settings.batch_size, settings.decode_ahead, settings.top_k, settings.decode_threads
+                batch_size=settings.batch_size,
+                decode_ahead=settings.decode_ahead,
+                top_k=settings.top_k,
+                decode_threads=settings.decode_threads,
             ),
             model_dir=str(settings.model_dir.resolve()),
             runtime=settings.runtime,

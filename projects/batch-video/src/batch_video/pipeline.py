@@ -48,7 +48,7 @@ class VideoAnalysis:
     largest_queue: int = 0  # batches waiting for the model, at most
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PipelineOptions:
     batch_size: int = 32
     decode_ahead: int = 64  # frames the decoder may run ahead of inference

@@ -198,7 +198,12 @@ class JobsRuntime:
 
     def _options(self) -> PipelineOptions:
         s = self.settings
-        return PipelineOptions(s.batch_size, s.decode_ahead, s.top_k, s.decode_threads)
+        return PipelineOptions(
+            batch_size=s.batch_size,
+            decode_ahead=s.decode_ahead,
+            top_k=s.top_k,
+            decode_threads=s.decode_threads,
+        )
 
     def _video(self, job: Job, index: int, video: str) -> VideoProgress:
         record = job.record(index)

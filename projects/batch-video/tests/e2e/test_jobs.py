@@ -60,9 +60,14 @@ def test_a_job_runs_to_parquet_rows_and_segments(
         assert statuses["long.mp4"] == ("done", None)
         assert statuses["empty.mp4"] == ("failed", "the file is empty")
         assert statuses["corrupt.mp4"][0] == "failed"
+        summary = client.get(f"/v1/jobs/{job['job_id']}/summary").json()
         results = client.get(done["results"])
         assert results.status_code == 200
         assert results.headers["content-type"] == "application/vnd.apache.parquet"
+    long_summary, *failed = summary["videos"]
+    assert [v["status"] for v in failed] == ["failed", "failed"]
+    segments = [(s["label"], s["start_s"]) for s in long_summary["segments"]]
+    assert segments == [(str(digit), 2.0 * n) for n, digit in enumerate(SCRIPT.digits * 6)]
     rows = pq.read_table(io.BytesIO(results.content)).to_pylist()
     long_video = SCRIPT.duration_s * 6
     assert len(rows) == long_video / 0.5

@@ -61,11 +61,12 @@ def test_a_job_killed_mid_way_resumes_to_the_same_bytes(
     killed = _run(folder, tmp_path / "killed", model)
     manifests = tmp_path / "killed" / "videos"
     deadline = time.monotonic() + 120
-    while len(list(manifests.glob("*.json"))) < 2 and time.monotonic() < deadline:
+    committed = "[0-9][0-9][0-9][0-9][0-9].json"  # manifests, not progress files
+    while len(list(manifests.glob(committed))) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
-    done_before = len([p for p in manifests.glob("0*.json")])
+    done_before = len(list(manifests.glob(committed)))
     assert 2 <= done_before < 8, "the kill did not land mid-way"
     assert not (tmp_path / "killed" / "results.parquet").exists()
 
