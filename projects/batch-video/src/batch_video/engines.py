@@ -101,7 +101,7 @@ def _exit_with(parent: int) -> None:
     """Ends this worker once the process that started it is gone (killed with SIGKILL,
     say), rather than finishing videos nobody will collect."""
     while os.getppid() == parent:
-        time.sleep(0.5)
+        time.sleep(0.1)
     os._exit(1)
 
 

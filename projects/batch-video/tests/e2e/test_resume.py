@@ -21,6 +21,12 @@ from batch_video.settings import Settings
 from batch_video.training import TrainingReport
 from tests.live_server import serve
 
+# Long enough that the kill lands with videos unfinished: a worker takes about a tenth of
+# a second a video here, and an orphaned worker notices its parent is gone within 0.1 s.
+VIDEOS = 8
+SECONDS = 24.0
+INTERVAL_S = 0.04  # every frame
+
 
 def _run(folder: Path, output: Path, model: Path, **popen: object) -> subprocess.Popen[str]:
     env = {**os.environ, "APP_MODEL_DIR": str(model), "APP_LOG_JSON": "false"}
@@ -34,7 +40,7 @@ def _run(folder: Path, output: Path, model: Path, **popen: object) -> subprocess
             "--output",
             str(output),
             "--interval",
-            "0.08",
+            str(INTERVAL_S),
             "--workers",
             "2",
         ],
@@ -50,40 +56,40 @@ def test_a_job_killed_mid_way_resumes_to_the_same_bytes(
     demo_model: TrainingReport, tmp_path: Path
 ) -> None:
     folder = tmp_path / "videos"
-    write_folder(folder, demo_scripts(8, 8.0))
+    write_folder(folder, demo_scripts(VIDEOS, SECONDS))
     model = demo_model.output_dir
 
     straight = _run(folder, tmp_path / "straight", model)
     out, err = straight.communicate(timeout=300)
     assert straight.returncode == 0, err
-    assert "8 videos (8 run now, 0 failed)" in out
+    assert f"{VIDEOS} videos ({VIDEOS} run now, 0 failed)" in out
 
     killed = _run(folder, tmp_path / "killed", model)
     manifests = tmp_path / "killed" / "videos"
     deadline = time.monotonic() + 120
     committed = "[0-9][0-9][0-9][0-9][0-9].json"  # manifests, not progress files
-    while len(list(manifests.glob(committed))) < 2 and time.monotonic() < deadline:
+    while not list(manifests.glob(committed)) and time.monotonic() < deadline:
         time.sleep(0.02)
     killed.send_signal(signal.SIGKILL)
     killed.communicate(timeout=30)
     done_before = len(list(manifests.glob(committed)))
-    assert 2 <= done_before < 8, "the kill did not land mid-way"
+    print(f"{done_before} of {VIDEOS} videos committed when the kill landed")
+    assert 1 <= done_before < VIDEOS, "the kill did not land mid-way"
     assert not (tmp_path / "killed" / "results.parquet").exists()
 
     resumed = _run(folder, tmp_path / "killed", model)
     out, err = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, err
-    redone = 8 - done_before
-    assert f"8 videos ({redone} run now, 0 failed)" in out or (
-        f"8 videos ({redone + 1} run now" in out  # one finishing as the kill landed
-    ), out
+    redone = VIDEOS - done_before
+    assert f"{VIDEOS} videos ({redone} run now, 0 failed)" in out, out
     first = (tmp_path / "straight" / "results.parquet").read_bytes()
     again = (tmp_path / "killed" / "results.parquet").read_bytes()
     assert first == again
     rows = pq.read_table(tmp_path / "killed" / "results.parquet").to_pylist()
     keys = [(r["video"], r["frame_index"]) for r in rows]
-    assert len(keys) == len(set(keys)) == 8 * 100  # 8 s at 0.08 s: no row twice, none lost
-    for name in ("summary.json", *(f"videos/{n:05d}.json" for n in range(8))):
+    frames = round(SECONDS / INTERVAL_S)
+    assert len(keys) == len(set(keys)) == VIDEOS * frames  # no row twice, none lost
+    for name in ("summary.json", *(f"videos/{n:05d}.json" for n in range(VIDEOS))):
         assert (tmp_path / "straight" / name).read_bytes().replace(b"straight", b"killed") == (
             tmp_path / "killed" / name
         ).read_bytes(), name
