@@ -9,6 +9,7 @@ imported only then.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import multiprocessing
 import os
@@ -57,10 +58,12 @@ def analyse_task(task: VideoTask) -> VideoRecord:
 
     base = VideoRecord(task.index, task.video, "failed", model_version=task.model_version)
     if cancelled():
-        return commit_video(videos, _replace(base, status="cancelled", reason="cancelled"), [])
+        return commit_video(
+            videos, dataclasses.replace(base, status="cancelled", reason="cancelled"), []
+        )
     path = Path(task.video)
     if not path.is_file():
-        return commit_video(videos, _replace(base, reason="the file does not exist"), [])
+        return commit_video(videos, dataclasses.replace(base, reason="the file does not exist"), [])
     classifier = _classifier(task.model_dir, task.runtime)  # type: ignore[arg-type]
     try:
         analysis = analyse_video(
@@ -72,13 +75,15 @@ def analyse_task(task: VideoTask) -> VideoRecord:
             on_progress=progress,
         )
     except Cancelled:
-        return commit_video(videos, _replace(base, status="cancelled", reason="cancelled"), [])
+        return commit_video(
+            videos, dataclasses.replace(base, status="cancelled", reason="cancelled"), []
+        )
     except UnreadableVideo as exc:
-        return commit_video(videos, _replace(base, reason=str(exc)), [])
+        return commit_video(videos, dataclasses.replace(base, reason=str(exc)), [])
     finally:
         progress_path.unlink(missing_ok=True)
     stats = analysis.stats
-    done = _replace(
+    done = dataclasses.replace(
         base,
         status="done",
         frames_decoded=stats.decoded,
@@ -86,10 +91,6 @@ def analyse_task(task: VideoTask) -> VideoRecord:
         duration_s=stats.duration_s,
     )
     return commit_video(videos, done, analysis.frames)
-
-
-def _replace(record: VideoRecord, **changes: object) -> VideoRecord:
-    return VideoRecord.from_json({**record.to_json(), **changes})
 
 
 def _worker_start() -> None:

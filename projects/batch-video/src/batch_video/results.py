@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -118,10 +118,13 @@ def commit_video(folder: Path, record: VideoRecord, frames: Sequence[FrameResult
 
 
 def _with_rows(record: VideoRecord, path: Path, frames: Sequence[FrameResult]) -> VideoRecord:
-    raw = record.to_json()
-    raw.update(rows=len(frames), parquet=path.name, sha256=sha256_of(path))
-    raw["segments"] = [asdict(s) for s in segments(frames)]
-    return VideoRecord.from_json(raw)
+    return replace(
+        record,
+        rows=len(frames),
+        parquet=path.name,
+        sha256=sha256_of(path),
+        segments=segments(frames),
+    )
 
 
 def committed(folder: Path, index: int) -> VideoRecord | None:
